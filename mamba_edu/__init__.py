@@ -1,0 +1,27 @@
+"""mamba-edu: selective state space models (Mamba) from first principles to GPU kernels.
+
+One module per concept (a learner finds chapter N's code in one hop):
+
+    hippo       HiPPO operators, online projection of a signal, reconstruction
+    discretize  zero-order hold, bilinear, Euler
+    lti         LTI SSMs: recurrent mode, convolution kernels, FFT convolution
+    scan        the associative operator for h_t = a_t·h_{t-1} + b_t and parallel scans
+    selective   S6 and the selective scan (reference, naive, parallel)
+    models      S4D layer, Mamba block, tiny language model, recurrent decoding
+    hardware    device description and the IO model (bytes each implementation moves)
+    bench       the registry of selective-scan implementations and the dispatcher
+    kernels     Triton kernels (imported lazily; need a GPU or TRITON_INTERPRET=1)
+
+Quick use:
+
+    import mamba_edu
+    out = mamba_edu.selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True)
+    mamba_edu.implementations()   # name -> registry entry
+"""
+
+from .bench import Implementation, implementations, selective_scan
+from .selective import selective_scan_ref
+
+__version__ = "0.1.0"
+
+__all__ = ["selective_scan", "selective_scan_ref", "implementations", "Implementation", "__version__"]

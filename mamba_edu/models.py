@@ -1,0 +1,234 @@
+"""Models: an S4D (LTI) layer, the Mamba block, and a tiny language model, with recurrent decoding.
+
+Glossary
+    b, l        batch size, sequence length
+    d_model     the model width (the residual stream), written `d` in shape comments
+    d_inner     the Mamba block's inner width, expand · d_model, written `e`
+    n           SSM state size per channel (d_state)
+    k           the causal convolution's width (d_conv)
+    V           vocabulary size
+    state       what a layer must remember to process the next token: for the Mamba block a
+                (b, e, k-1) window of the convolution plus the (b, e, n) SSM state; for S4D the
+                (b, d, n) complex SSM state. Its size does not grow with the position, unlike
+                attention's key-value cache.
+
+Every layer maps (b, l, d) → (b, l, d) in `forward` (all tokens at once: training mode) and
+(b, d) → (b, d) with a carried state in `step` (one token at a time: decoding). The tests check
+that stepping through a sequence gives the same output as the forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import lti
+from ._checks import check_choice, check_int, check_tensor
+from .selective import S6
+
+# ----------------------------------------------------------------------------------------------
+# S4D: a diagonal LTI SSM per channel (time-invariant: one convolution kernel for all inputs)
+# ----------------------------------------------------------------------------------------------
+
+
+class S4DLayer(nn.Module):
+    """x (b, l, d) → (b, l, d): per channel y = K ∗ u + D·u, then GELU and a linear map.
+
+    K_l = Σ_n C_n · Bb_n · Ab_n^l is computed from the diagonal A by a Vandermonde product
+    (`mamba_edu.lti.s4d_kernel`) and applied by FFT convolution in `forward`; `step` runs the
+    same system as a recurrence, h_t = Ab ⊙ h_{t−1} + Bb·u_t, y_t = C·h_t + D·u_t.
+    """
+
+    def __init__(self, d_model: int, d_state: int = 16, init: str = "lin", dt_min: float = 1e-3,
+                 dt_max: float = 1e-1):
+        super().__init__()
+        check_int("S4DLayer", "d_model", d_model)
+        check_int("S4DLayer", "d_state", d_state)
+        check_choice("S4DLayer", "init", init, ("lin", "inv", "real"))
+        self.d_model = d_model
+        A = lti.s4d_init(d_model, d_state, init)  # (d, n') complex for lin/inv, real for real
+        self.is_complex = A.is_complex()
+        self.log_A_real = nn.Parameter(torch.log(-A.real).float())  # (d, n')
+        self.A_imag = nn.Parameter(A.imag.float()) if self.is_complex else None  # (d, n')
+        shape = (*A.shape, 2) if self.is_complex else A.shape
+        self.C = nn.Parameter(torch.randn(shape) * (0.5**0.5))  # (d, n'[, 2]) real view of C
+        r = torch.rand(d_model)
+        self.log_dt = nn.Parameter(r * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))  # (d,)
+        self.D = nn.Parameter(torch.randn(d_model))  # (d,)
+        self.out = nn.Linear(d_model, d_model)
+
+    def ssm(self):
+        """A (d, n'), B (d, n'), C (d, n'), Δ (d,) of the continuous-time system."""
+        A = -torch.exp(self.log_A_real)  # (d, n')
+        if self.is_complex:
+            A = torch.complex(A, self.A_imag)  # (d, n')
+        C = torch.view_as_complex(self.C) if self.is_complex else self.C  # (d, n')
+        B = torch.ones_like(A)  # (d, n'): B is folded into C in S4D
+        return A, B, C, torch.exp(self.log_dt)
+
+    def kernel(self, L: int) -> torch.Tensor:
+        """The convolution kernel K (d, L)."""
+        A, B, C, dt = self.ssm()
+        return lti.s4d_kernel(A, B, C, dt, L)  # (d, L)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("S4DLayer", "x", x, ndim=3, shape=(None, None, self.d_model), dims="(batch, L, d_model)")
+        u = x.transpose(1, 2)  # (b, d, l)
+        y = lti.causal_conv(u, self.kernel(u.shape[-1]).to(u.dtype)) + self.D[:, None] * u  # (b, d, l)
+        return self.out(F.gelu(y).transpose(1, 2))  # (b, l, d)
+
+    def init_state(self, batch: int, device=None) -> torch.Tensor:
+        A, _, _, _ = self.ssm()
+        return torch.zeros(batch, *A.shape, dtype=A.dtype if self.is_complex else torch.float32, device=device)
+
+    def step(self, x: torch.Tensor, h: torch.Tensor):
+        """x (b, d), state h (b, d, n') → (b, d), new state."""
+        A, B, C, dt = self.ssm()
+        Ab, Bb = lti.s4d_discretize(A, B, dt)  # (d, n') each: zero-order hold per channel
+        h = Ab * h + Bb * x[..., None].to(h.dtype)  # (b, d, n')
+        y = lti.s4d_readout(C, h) + self.D * x  # (b, d)
+        return self.out(F.gelu(y)), h
+
+
+# ----------------------------------------------------------------------------------------------
+# The Mamba block
+# ----------------------------------------------------------------------------------------------
+
+
+class MambaBlock(nn.Module):
+    """x (b, l, d) → (b, l, d):
+
+        x, z = in_proj(x)                 two branches of width e = expand · d
+        x = silu(conv1d(x))               causal depthwise convolution over time (width k)
+        y = S6(x) ⊙ silu(z)               the selective SSM, gated by the other branch
+        out = out_proj(y)
+    """
+
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                 dt_rank: int | None = None, impl: str = "auto"):
+        super().__init__()
+        for name, v in (("d_model", d_model), ("d_state", d_state), ("d_conv", d_conv), ("expand", expand)):
+            check_int("MambaBlock", name, v)
+        self.d_model, self.d_conv = d_model, d_conv
+        self.d_inner = expand * d_model
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
+        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, padding=d_conv - 1)
+        self.s6 = S6(self.d_inner, d_state, dt_rank=dt_rank if dt_rank else math.ceil(d_model / 16), impl=impl)
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
+
+    def inner(self, x: torch.Tensor):
+        """The S6 layer's input after in_proj, conv and SiLU (b, e, l), and the gate branch z (b, e, l)."""
+        check_tensor("MambaBlock", "x", x, ndim=3, shape=(None, None, self.d_model), dims="(batch, L, d_model)")
+        xs, z = self.in_proj(x).chunk(2, dim=-1)  # (b, l, e) each
+        xs = self.conv1d(xs.transpose(1, 2))[..., : x.shape[1]]  # (b, e, l): causal, so cut the tail
+        return F.silu(xs), z.transpose(1, 2)  # (b, e, l), (b, e, l)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xs, z = self.inner(x)
+        y = self.s6(xs, z=z)  # (b, e, l)
+        return self.out_proj(y.transpose(1, 2))  # (b, l, d)
+
+    def init_state(self, batch: int, device=None):
+        """(conv window (b, e, k−1), SSM state (b, e, n)), both zeros: nothing seen yet."""
+        return (torch.zeros(batch, self.d_inner, self.d_conv - 1, device=device),
+                torch.zeros(batch, self.d_inner, self.s6.n, device=device))
+
+    def step(self, x: torch.Tensor, state):
+        """x (b, d) and the state → (b, d) and the new state: one token of decoding."""
+        check_tensor("MambaBlock.step", "x", x, ndim=2, shape=(None, self.d_model), dims="(batch, d_model)")
+        conv, h = state
+        xs, z = self.in_proj(x).chunk(2, dim=-1)  # (b, e) each
+        window = torch.cat([conv, xs[..., None]], dim=-1)  # (b, e, k): the last k inputs
+        xs = (window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias  # (b, e)
+        y, h = self.s6.step(F.silu(xs), h, z=z)  # (b, e), (b, e, n)
+        return self.out_proj(y), (window[..., 1:], h)
+
+
+# ----------------------------------------------------------------------------------------------
+# A tiny language model
+# ----------------------------------------------------------------------------------------------
+
+MIXERS = {"mamba": MambaBlock, "s4d": S4DLayer}
+
+
+class ResidualBlock(nn.Module):
+    """x + mixer(RMSNorm(x))."""
+
+    def __init__(self, d_model: int, mixer: nn.Module):
+        super().__init__()
+        self.norm = nn.RMSNorm(d_model)
+        self.mixer = mixer
+
+    def forward(self, x):
+        return x + self.mixer(self.norm(x))
+
+    def step(self, x, state):
+        y, state = self.mixer.step(self.norm(x), state)
+        return x + y, state
+
+
+class TinyLM(nn.Module):
+    """tokens (b, l) → logits (b, l, V): embedding, residual mixer blocks, RMSNorm, tied head."""
+
+    def __init__(self, vocab_size: int, d_model: int = 64, n_layers: int = 2, mixer: str = "mamba",
+                 **mixer_kwargs):
+        super().__init__()
+        check_int("TinyLM", "vocab_size", vocab_size, minimum=2)
+        check_int("TinyLM", "n_layers", n_layers)
+        check_choice("TinyLM", "mixer", mixer, MIXERS)
+        self.vocab_size, self.mixer = vocab_size, mixer
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.layers = nn.ModuleList(ResidualBlock(d_model, MIXERS[mixer](d_model, **mixer_kwargs))
+                                    for _ in range(n_layers))
+        self.norm_f = nn.RMSNorm(d_model)
+        self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
+        self.lm_head.weight = self.embedding.weight  # tied
+
+    def _check_tokens(self, tokens, ndim):
+        check_tensor("TinyLM", "tokens", tokens, ndim=ndim, dtypes=(torch.int64, torch.int32),
+                     dims="(batch, L)" if ndim == 2 else "(batch,)")
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
+            raise ValueError(f"TinyLM: argument 'tokens' must hold ids in [0, {self.vocab_size}); "
+                             f"got values in [{int(tokens.min())}, {int(tokens.max())}].")
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        self._check_tokens(tokens, 2)
+        x = self.embedding(tokens)  # (b, l, d)
+        for layer in self.layers:
+            x = layer(x)  # (b, l, d)
+        return self.lm_head(self.norm_f(x))  # (b, l, V)
+
+    def init_state(self, batch: int, device=None):
+        """One state per layer; its size is fixed, whatever the position."""
+        return [layer.mixer.init_state(batch, device=device) for layer in self.layers]
+
+    def step(self, token: torch.Tensor, state):
+        """token (b,) and the state → logits (b, V) for the next token, and the new state."""
+        self._check_tokens(token, 1)
+        x = self.embedding(token)  # (b, d)
+        new = []
+        for layer, s in zip(self.layers, state):
+            x, s = layer.step(x, s)  # (b, d)
+            new.append(s)
+        return self.lm_head(self.norm_f(x)), new
+
+    @torch.no_grad()
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits for every position computed token by token with the recurrent state (b, l, V)."""
+        self._check_tokens(tokens, 2)
+        state = self.init_state(tokens.shape[0], device=tokens.device)
+        out = []
+        for t in range(tokens.shape[1]):
+            logits, state = self.step(tokens[:, t], state)
+            out.append(logits)
+        return torch.stack(out, dim=1)
+
+
+def state_bytes(state) -> int:
+    """Bytes a decoding state takes (nested lists/tuples of tensors): constant in the position."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    return sum(state_bytes(s) for s in state)

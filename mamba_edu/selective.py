@@ -1,0 +1,353 @@
+"""Selective state space models (S6): the selective scan and its parameterisation.
+
+Glossary (the Mamba paper's symbols; shapes as in the selective scan contract of DESIGN.md)
+    b      batch size
+    d      number of channels ("dim", d_inner in the Mamba block); each channel is its own SSM
+    l      sequence length L
+    n      state size N per channel
+    g      number of groups G sharing one B/C (channel c uses group c // (d // G))
+    u      input                       (b, d, l)
+    Δ      step size, per channel and per token (`delta`)   (b, d, l)
+    A      continuous-time state matrix, diagonal and real: one row of N per channel (d, n)
+    B, C   input and output projections, per token: (b, n, l) or (b, g, n, l)
+    D      skip connection (d,);  z: gate input (b, d, l)
+    Ab     exp(Δ·A): the discretised (zero-order hold) state decay   (b, d, l, n)
+    Bbu    Δ·B·u: the discretised input (the simplified Euler rule for B that Mamba uses) (b, d, l, n)
+    h      hidden state (b, d, n)
+
+The recurrence, one channel and one state entry at a time:
+
+    h_t = exp(Δ_t·A) ⊙ h_{t-1} + Δ_t·B_t·u_t
+    y_t = C_t · h_t                         (a sum over n)
+    out = (y + D·u) ⊙ silu(z)
+
+Selection means Δ, B and C depend on the input (they carry an `l` axis), so the model can
+choose, token by token, what to write into its fixed-size state and what to ignore. The price:
+there is no fixed convolution kernel any more. But the recurrence is still first-order and
+linear in h, so it is still a parallel scan (see `mamba_edu.scan`).
+
+Three implementations live here, all with the same signature and result:
+    selective_scan_ref      mirrors the official mamba-ssm reference line by line (materialises
+                            Ab and Bbu for the whole sequence, then a Python loop over time)
+    selective_scan_naive    a Python loop over time, discretising one step at a time
+    selective_scan_parallel materialises Ab, Bbu chunk by chunk and runs a parallel scan
+
+State math is float32 (float64 when any input is float64); `out` has u's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import scan as _scan
+from ._checks import FLOAT_DTYPES, check_finite, check_float, check_int, check_tensor, fail
+
+FUNC = "selective_scan"
+
+# Largest (b, d, chunk, n) tensor `selective_scan_parallel` materialises at once (elements).
+PARALLEL_MAX_ELEMENTS = 2**24
+
+
+# ----------------------------------------------------------------------------------------------
+# The contract: validation shared by every implementation (the Triton kernels call it too)
+# ----------------------------------------------------------------------------------------------
+
+
+def check_selective_scan_args(u, delta, A, B, C, D=None, z=None, delta_bias=None, func: str = FUNC):
+    """Validate the selective scan's arguments against the contract; return (b, d, l, n, g).
+
+    Raises ValueError naming the argument, what was expected and what came.
+    """
+    check_tensor(func, "u", u, ndim=3, dims="(batch, dim, L)")
+    b, d, l = u.shape
+    dev = u.device
+    if l < 1:
+        fail(func, "u", "a sequence of length L >= 1", f"shape {tuple(u.shape)}")
+    check_tensor(func, "delta", delta, shape=(b, d, l), dims="(batch, dim, L)", device=dev)
+    check_tensor(func, "A", A, ndim=2, dims="(dim, N)", dtypes=None, device=dev)
+    if A.is_complex():
+        fail(func, "A", "a real tensor (complex A is not part of this contract)", A.dtype)
+    check_tensor(func, "A", A, shape=(d, None), dims="(dim, N)", device=dev)
+    n = A.shape[1]
+    if n < 1:
+        fail(func, "A", "of shape (dim, N) with N >= 1", tuple(A.shape))
+    check_finite(func, "A", A)
+    g = 1
+    for name, M in (("B", B), ("C", C)):
+        check_tensor(func, name, M, ndim=(3, 4), dims="(batch, N, L) or (batch, G, N, L)", device=dev)
+        if M.dim() == 3:
+            check_tensor(func, name, M, shape=(b, n, l), dims="(batch, N, L)", device=dev)
+        else:
+            G = M.shape[1]
+            if G < 1 or d % G != 0:
+                fail(func, name, f"grouped as (batch, G, N, L) with dim % G == 0 (dim = {d})", f"G = {G}")
+            check_tensor(func, name, M, shape=(b, G, n, l), dims="(batch, G, N, L)", device=dev)
+    gB = B.shape[1] if B.dim() == 4 else 1
+    gC = C.shape[1] if C.dim() == 4 else 1
+    if gB != gC:
+        fail(func, "C", f"grouped like B (G = {gB})", f"G = {gC}")
+    g = gB
+    if D is not None:
+        check_tensor(func, "D", D, shape=(d,), dims="(dim,)", device=dev)
+    if z is not None:
+        check_tensor(func, "z", z, shape=(b, d, l), dims="(batch, dim, L)", device=dev)
+    if delta_bias is not None:
+        check_tensor(func, "delta_bias", delta_bias, shape=(d,), dims="(dim,)", device=dev)
+        check_finite(func, "delta_bias", delta_bias)
+    return b, d, l, n, g
+
+
+def state_dtype(*tensors) -> torch.dtype:
+    """float64 if any input is float64, else float32: the dtype all state math runs in."""
+    return torch.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def per_channel(M: torch.Tensor, d: int) -> torch.Tensor:
+    """B or C as one (b, d, n, l) tensor: group g serves channels g·(d/G) … (g+1)·(d/G) − 1."""
+    if M.dim() == 3:
+        return M.unsqueeze(1).expand(-1, d, -1, -1)  # (b, d, n, l), a view
+    G = M.shape[1]
+    return M.repeat_interleave(d // G, dim=1)  # (b, d, n, l)
+
+
+def _discretized_delta(delta, delta_bias, delta_softplus, f):
+    """Δ = softplus(Δ + delta_bias) when asked, in the state dtype f."""
+    delta = delta.to(f)  # (b, d, l)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(f)[:, None]  # (b, d, l)
+    if delta_softplus:
+        delta = F.softplus(delta)  # (b, d, l)
+    return delta
+
+
+def _finish(y, u, D, z, dtype_in):
+    """out = (y + D·u) ⊙ silu(z), cast back to u's dtype."""
+    out = y  # (b, d, l)
+    if D is not None:
+        out = out + D.to(y.dtype)[:, None] * u.to(y.dtype)  # (b, d, l)
+    if z is not None:
+        out = out * F.silu(z.to(y.dtype))  # (b, d, l)
+    return out.to(dtype_in)
+
+
+# ----------------------------------------------------------------------------------------------
+# The reference (mirrors mamba_ssm.ops.selective_scan_interface.selective_scan_ref, real A)
+# ----------------------------------------------------------------------------------------------
+
+
+def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       return_last_state=False):
+    """The official reference semantics: materialise Ab and Bbu for all L, then loop over time.
+
+    Returns out (b, d, l) in u's dtype, and with return_last_state also h_L (b, d, n) in the
+    state dtype (float32, or float64 for float64 inputs).
+    """
+    b, d, l, n, g = check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias)
+    f = state_dtype(u, delta, A, B, C, D, z, delta_bias)
+    delta = _discretized_delta(delta, delta_bias, delta_softplus, f)  # (b, d, l)
+    uf, Af = u.to(f), A.to(f)  # (b, d, l), (d, n)
+    Bd, Cd = per_channel(B.to(f), d), per_channel(C.to(f), d)  # (b, d, n, l) each
+    # Ab = exp(Δ·A), Bbu = Δ·B·u for every token at once
+    Ab = torch.exp(torch.einsum("bdl,dn->bdln", delta, Af))  # (b, d, l, n)
+    Bbu = torch.einsum("bdl,bdnl,bdl->bdln", delta, Bd, uf)  # (b, d, l, n)
+    h = uf.new_zeros(b, d, n)  # (b, d, n)
+    ys = []
+    for t in range(l):
+        h = Ab[:, :, t] * h + Bbu[:, :, t]  # (b, d, n)
+        ys.append(torch.einsum("bdn,bdn->bd", h, Cd[..., t]))  # (b, d)
+    y = torch.stack(ys, dim=2)  # (b, d, l)
+    out = _finish(y, u, D, z, u.dtype)
+    return (out, h) if return_last_state else out
+
+
+# ----------------------------------------------------------------------------------------------
+# naive: one timestep per iteration, nothing of size L·N ever exists
+# ----------------------------------------------------------------------------------------------
+
+
+def selective_scan_naive(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                         return_last_state=False):
+    """A Python loop over time: discretise, update and read out one token at a time.
+
+    Memory is O(b·d·n) for the state, whatever L is; time is L small kernel launches.
+    """
+    b, d, l, n, g = check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias)
+    f = state_dtype(u, delta, A, B, C, D, z, delta_bias)
+    delta = _discretized_delta(delta, delta_bias, delta_softplus, f)  # (b, d, l)
+    uf, Af = u.to(f), A.to(f)  # (b, d, l), (d, n)
+    Bg = B.to(f).reshape(b, g, n, l)  # (b, g, n, l)
+    Cg = C.to(f).reshape(b, g, n, l)  # (b, g, n, l)
+    h = uf.new_zeros(b, g, d // g, n)  # (b, g, d/g, n): channels grouped by the B/C they share
+    Ag = Af.reshape(g, d // g, n)  # (g, d/g, n)
+    ys = []
+    for t in range(l):
+        dt = delta[:, :, t].reshape(b, g, d // g, 1)  # (b, g, d/g, 1)
+        ut = uf[:, :, t].reshape(b, g, d // g, 1)  # (b, g, d/g, 1)
+        Bt = Bg[..., t].unsqueeze(2)  # (b, g, 1, n)
+        Ct = Cg[..., t].unsqueeze(2)  # (b, g, 1, n)
+        # h_t = exp(Δ_t·A) ⊙ h_{t-1} + Δ_t·B_t·u_t
+        h = torch.exp(dt * Ag) * h + dt * Bt * ut  # (b, g, d/g, n)
+        # y_t = C_t · h_t
+        ys.append((h * Ct).sum(-1).reshape(b, d))  # (b, d)
+    y = torch.stack(ys, dim=2)  # (b, d, l)
+    out = _finish(y, u, D, z, u.dtype)
+    return (out, h.reshape(b, d, n)) if return_last_state else out
+
+
+# ----------------------------------------------------------------------------------------------
+# parallel: materialise (b, d, n, chunk) tensors and scan them in parallel, chunk after chunk
+# ----------------------------------------------------------------------------------------------
+
+
+def parallel_chunk_length(b: int, d: int, l: int, n: int, max_elements: int = PARALLEL_MAX_ELEMENTS) -> int:
+    """Longest chunk of the sequence whose (b, d, n, chunk) tensors stay under max_elements."""
+    return max(1, min(l, max_elements // max(1, b * d * n)))
+
+
+def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                            return_last_state=False, method: str = "blelloch",
+                            max_elements: int = PARALLEL_MAX_ELEMENTS):
+    """Materialise Ab = exp(Δ·A) and Bbu = Δ·B·u, scan them in parallel over time, project by C.
+
+    The sequence is cut into chunks so that no (b, d, n, chunk) tensor exceeds `max_elements`;
+    the state is carried from one chunk to the next (h0 of the next scan). Within a chunk every
+    time step is computed at once by a parallel scan (`mamba_edu.scan`, Blelloch by default).
+    """
+    b, d, l, n, g = check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias)
+    if method not in _scan.SCANS:
+        fail(FUNC, "method", "one of " + ", ".join(map(repr, _scan.SCANS)), repr(method))
+    check_int(FUNC, "max_elements", max_elements, minimum=1)
+    f = state_dtype(u, delta, A, B, C, D, z, delta_bias)
+    delta = _discretized_delta(delta, delta_bias, delta_softplus, f)  # (b, d, l)
+    du = (delta * u.to(f)).reshape(b, g, d // g, 1, l)  # (b, g, d/g, 1, l): Δ·u
+    Ag = A.to(f).reshape(1, g, d // g, n, 1)  # (1, g, d/g, n, 1)
+    Bg = B.to(f).reshape(b, g, 1, n, l)  # (b, g, 1, n, l)
+    Cg = C.to(f).reshape(b, g, 1, n, l)  # (b, g, 1, n, l)
+    dg = delta.reshape(b, g, d // g, 1, l)  # (b, g, d/g, 1, l)
+    step = parallel_chunk_length(b, d, l, n, max_elements)
+    h = None  # carried state (b, g, d/g, n)
+    ys = []
+    for t0 in range(0, l, step):
+        sl = slice(t0, min(l, t0 + step))
+        Ab = torch.exp(dg[..., sl] * Ag)  # (b, g, d/g, n, c)
+        Bbu = du[..., sl] * Bg[..., sl]  # (b, g, d/g, n, c)
+        hs = _scan.scan(Ab, Bbu, h, method=method)  # (b, g, d/g, n, c): every state of the chunk
+        ys.append((hs * Cg[..., sl]).sum(3))  # (b, g, d/g, c): y_t = C_t · h_t
+        h = hs[..., -1]  # (b, g, d/g, n)
+    y = torch.cat(ys, dim=-1).reshape(b, d, l)  # (b, d, l)
+    out = _finish(y, u, D, z, u.dtype)
+    return (out, h.reshape(b, d, n)) if return_last_state else out
+
+
+# ----------------------------------------------------------------------------------------------
+# S6: where Δ, B and C come from (the Mamba parameterisation)
+# ----------------------------------------------------------------------------------------------
+
+
+def s4d_real_A_log(d: int, n: int) -> torch.Tensor:
+    """S4D-Real initialisation stored as A_log: A[c, k] = -(k + 1), so A_log = log(k + 1).  (d, n)"""
+    check_int("s4d_real_A_log", "d", d)
+    check_int("s4d_real_A_log", "n", n)
+    return torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(d, 1)  # (d, n)
+
+
+def dt_bias_init(d: int, dt_min: float = 1e-3, dt_max: float = 1e-1, floor: float = 1e-4,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bias of the Δ projection so that softplus(bias) is log-uniform in [dt_min, dt_max].  (d,)
+
+    softplus(x) = log(1 + e^x), so its inverse is x = Δ + log(1 − e^{−Δ}) = Δ + log(−expm1(−Δ)).
+    """
+    func = "dt_bias_init"
+    check_int(func, "d", d)
+    lo, hi = check_float(func, "dt_min", dt_min, positive=True), check_float(func, "dt_max", dt_max, positive=True)
+    if lo > hi:
+        fail(func, "dt_min", f"<= dt_max = {hi}", lo)
+    r = torch.rand(d, generator=generator)  # (d,)
+    dt = torch.exp(r * (math.log(hi) - math.log(lo)) + math.log(lo)).clamp(min=floor)  # (d,)
+    return dt + torch.log(-torch.expm1(-dt))  # (d,)
+
+
+class S6(nn.Module):
+    """The selective SSM layer: x (b, d, l) → y (b, d, l), with Δ, B, C computed from x.
+
+        Δ = softplus(W_Δ · (W_r · x) + bias)     a low-rank projection (rank r) per token
+        B = W_B · x,  C = W_C · x                 (b, n, l) each, shared by all channels
+        A = −exp(A_log)                           (d, n), S4D-Real init: A[c, k] = −(k+1)
+    """
+
+    def __init__(self, d: int, n: int = 16, dt_rank: int | None = None, dt_min: float = 1e-3,
+                 dt_max: float = 1e-1, impl: str = "auto"):
+        super().__init__()
+        check_int("S6", "d", d)
+        check_int("S6", "n", n)
+        self.d, self.n = d, n
+        self.dt_rank = dt_rank if dt_rank is not None else math.ceil(d / 16)
+        check_int("S6", "dt_rank", self.dt_rank)
+        self.impl = impl
+        self.x_proj = nn.Linear(d, self.dt_rank + 2 * n, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, d, bias=True)
+        std = self.dt_rank**-0.5
+        nn.init.uniform_(self.dt_proj.weight, -std, std)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt_bias_init(d, dt_min, dt_max))
+        self.A_log = nn.Parameter(s4d_real_A_log(d, n))  # (d, n)
+        self.D = nn.Parameter(torch.ones(d))  # (d,)
+
+    @property
+    def A(self) -> torch.Tensor:
+        return -torch.exp(self.A_log.float())  # (d, n)
+
+    def projections(self, x: torch.Tensor):
+        """Δ before bias and softplus (b, d, l), B (b, n, l), C (b, n, l), all from x (b, d, l)."""
+        check_tensor("S6.projections", "x", x, ndim=3, shape=(None, self.d, None), dims="(batch, d, L)")
+        x_dbl = self.x_proj(x.transpose(1, 2))  # (b, l, r + 2n)
+        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.n, self.n], dim=-1)  # (b, l, r), (b, l, n) ×2
+        delta = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # (b, d, l)
+        return delta, B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        """The step size Δ = softplus(W_Δ·W_r·x + bias) each channel uses at each token.  (b, d, l)"""
+        raw, _, _ = self.projections(x)
+        return F.softplus(raw.float() + self.dt_proj.bias.float()[:, None])
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None, return_last_state: bool = False):
+        from .bench import selective_scan  # the dispatcher (registry of implementations)
+
+        delta, B, C = self.projections(x)
+        return selective_scan(x, delta, self.A, B, C, self.D.float(), z=z,
+                              delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+                              return_last_state=return_last_state, impl=self.impl)
+
+    def step(self, x: torch.Tensor, h: torch.Tensor, z: torch.Tensor | None = None):
+        """One token of the recurrence: x (b, d), state h (b, d, n) → y (b, d), new h.
+
+        The same arithmetic as the scan with L = 1 and h as the initial state: a decoder calls
+        this once per generated token, with memory that does not grow with the position.
+        """
+        check_tensor("S6.step", "x", x, ndim=2, shape=(None, self.d), dims="(batch, d)")
+        check_tensor("S6.step", "h", h, shape=(x.shape[0], self.d, self.n), dims="(batch, d, n)")
+        delta, B, C = self.projections(x.unsqueeze(-1))  # (b, d, 1), (b, n, 1), (b, n, 1)
+        delta = F.softplus(delta[..., 0].float() + self.dt_proj.bias.float())  # (b, d)
+        A = self.A  # (d, n)
+        h = torch.exp(delta[..., None] * A) * h + (delta * x.float())[..., None] * B[..., 0].float()[:, None, :]  # (b, d, n)
+        y = (h * C[..., 0].float()[:, None, :]).sum(-1) + self.D.float() * x.float()  # (b, d)
+        if z is not None:
+            y = y * F.silu(z.float())  # (b, d)
+        return y.to(x.dtype), h
+
+
+__all__ = [
+    "check_selective_scan_args",
+    "selective_scan_ref",
+    "selective_scan_naive",
+    "selective_scan_parallel",
+    "parallel_chunk_length",
+    "S6",
+    "s4d_real_A_log",
+    "dt_bias_init",
+    "FLOAT_DTYPES",
+]
