@@ -114,6 +114,11 @@ def per_channel(M: torch.Tensor, d: int) -> torch.Tensor:
     return M.repeat_interleave(d // G, dim=1)  # (b, d, n, l)
 
 
+def _atleast_fp32(t: torch.Tensor) -> torch.Tensor:
+    """Parameters enter the state math in float32, or float64 when they are float64."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def _discretized_delta(delta, delta_bias, delta_softplus, f):
     """Δ = softplus(Δ + delta_bias) when asked, in the state dtype f."""
     delta = delta.to(f)  # (b, d, l)
@@ -299,7 +304,7 @@ class S6(nn.Module):
 
     @property
     def A(self) -> torch.Tensor:
-        return -torch.exp(self.A_log.float())  # (d, n)
+        return -torch.exp(_atleast_fp32(self.A_log))  # (d, n)
 
     def projections(self, x: torch.Tensor):
         """Δ before bias and softplus (b, d, l), B (b, n, l), C (b, n, l), all from x (b, d, l)."""
@@ -312,14 +317,14 @@ class S6(nn.Module):
     def delta(self, x: torch.Tensor) -> torch.Tensor:
         """The step size Δ = softplus(W_Δ·W_r·x + bias) each channel uses at each token.  (b, d, l)"""
         raw, _, _ = self.projections(x)
-        return F.softplus(raw.float() + self.dt_proj.bias.float()[:, None])
+        return F.softplus(_atleast_fp32(raw) + _atleast_fp32(self.dt_proj.bias)[:, None])
 
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None, return_last_state: bool = False):
         from .bench import selective_scan  # the dispatcher (registry of implementations)
 
         delta, B, C = self.projections(x)
-        return selective_scan(x, delta, self.A, B, C, self.D.float(), z=z,
-                              delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+        return selective_scan(x, delta, self.A, B, C, _atleast_fp32(self.D), z=z,
+                              delta_bias=_atleast_fp32(self.dt_proj.bias), delta_softplus=True,
                               return_last_state=return_last_state, impl=self.impl)
 
     def step(self, x: torch.Tensor, h: torch.Tensor, z: torch.Tensor | None = None):
@@ -330,13 +335,15 @@ class S6(nn.Module):
         """
         check_tensor("S6.step", "x", x, ndim=2, shape=(None, self.d), dims="(batch, d)")
         check_tensor("S6.step", "h", h, shape=(x.shape[0], self.d, self.n), dims="(batch, d, n)")
+        f = state_dtype(x, h, self.A_log)
         delta, B, C = self.projections(x.unsqueeze(-1))  # (b, d, 1), (b, n, 1), (b, n, 1)
-        delta = F.softplus(delta[..., 0].float() + self.dt_proj.bias.float())  # (b, d)
-        A = self.A  # (d, n)
-        h = torch.exp(delta[..., None] * A) * h + (delta * x.float())[..., None] * B[..., 0].float()[:, None, :]  # (b, d, n)
-        y = (h * C[..., 0].float()[:, None, :]).sum(-1) + self.D.float() * x.float()  # (b, d)
+        delta = F.softplus(delta[..., 0].to(f) + self.dt_proj.bias.to(f))  # (b, d)
+        B, C, xf = B[..., 0].to(f)[:, None, :], C[..., 0].to(f)[:, None, :], x.to(f)  # (b, 1, n) ×2, (b, d)
+        # h_t = exp(Δ_t·A) ⊙ h_{t-1} + Δ_t·B_t·x_t ;  y_t = C_t·h_t + D·x_t
+        h = torch.exp(delta[..., None] * self.A.to(f)) * h.to(f) + (delta * xf)[..., None] * B  # (b, d, n)
+        y = (h * C).sum(-1) + self.D.to(f) * xf  # (b, d)
         if z is not None:
-            y = y * F.silu(z.float())  # (b, d)
+            y = y * F.silu(z.to(f))  # (b, d)
         return y.to(x.dtype), h
 
 
