@@ -19,3 +19,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """The tests use tiny tensors: extra threads only add overhead, and on a busy 2-core machine
+    (CI, or a notebook kernel running beside the tests) they can stall small solves for seconds."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
