@@ -232,3 +232,105 @@ def state_bytes(state) -> int:
     if isinstance(state, torch.Tensor):
         return state.numel() * state.element_size()
     return sum(state_bytes(s) for s in state)
+
+
+# ----------------------------------------------------------------------------------------------
+# A tiny attention baseline (for comparison on the synthetic tasks)
+# ----------------------------------------------------------------------------------------------
+
+POSITIONS = ("sinusoidal", "learned")
+
+
+def sinusoidal_positions(start: int, length: int, d_model: int, device=None) -> torch.Tensor:
+    """The Transformer's absolute position code P (length, d) for positions start … start+length−1.
+
+        P[t, 2i] = sin(t / 10000^(2i/d)),   P[t, 2i+1] = cos(t / 10000^(2i/d))
+
+    Defined for every t, but a model trained on t < L_train has never seen the codes beyond it.
+    """
+    check_int("sinusoidal_positions", "start", start, minimum=0)
+    check_int("sinusoidal_positions", "length", length, minimum=0)
+    check_int("sinusoidal_positions", "d_model", d_model)
+    t = torch.arange(start, start + length, dtype=torch.float64, device=device)[:, None]  # (l, 1)
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2, dtype=torch.float64, device=device)
+                     / d_model)  # (⌈d/2⌉,)
+    P = torch.zeros(length, d_model, dtype=torch.float64, device=device)  # (l, d)
+    P[:, 0::2] = torch.sin(t * freq)  # (l, ⌈d/2⌉)
+    P[:, 1::2] = torch.cos(t * freq)[:, : d_model // 2]  # (l, ⌊d/2⌋)
+    return P.float()
+
+
+class AttentionBlock(nn.Module):
+    """Causal multi-head self-attention with absolute positions: x (b, l, d) → (b, l, d).
+
+        h = x + P[positions]                      absolute positions, added in every block
+        q, k, v = h·W_q, h·W_k, h·W_v             (b, heads, l, d/heads) each
+        y_t = Σ_{j≤t} softmax_j(q_t·k_j / √(d/heads)) v_j      (causal: only the past)
+        out = y·W_o
+
+    `positions="sinusoidal"` uses the fixed code of `sinusoidal_positions` (runs at any length,
+    but positions beyond the training length were never seen); `"learned"` a table of `max_len`
+    trained vectors (cannot run past max_len at all).
+
+    Decoding (`step`) keeps every past key and value: the state is a key-value cache of shape
+    (b, heads, t, d/heads) twice, which GROWS with the position t, and each new token attends to
+    all t of them (O(t) work per token, O(L²) for a sequence). Compare the Mamba block, whose
+    state has the same size at token 10 and at token 10 million.
+    """
+
+    def __init__(self, d_model: int, n_heads: int = 2, positions: str = "sinusoidal", max_len: int = 2048):
+        super().__init__()
+        check_int("AttentionBlock", "d_model", d_model)
+        check_int("AttentionBlock", "n_heads", n_heads)
+        check_choice("AttentionBlock", "positions", positions, POSITIONS)
+        check_int("AttentionBlock", "max_len", max_len)
+        if d_model % n_heads:
+            raise ValueError(f"AttentionBlock: argument 'n_heads' must divide d_model = {d_model}; got {n_heads}.")
+        self.d_model, self.n_heads, self.positions, self.max_len = d_model, n_heads, positions, max_len
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.out = nn.Linear(d_model, d_model, bias=False)
+        if positions == "learned":
+            self.pos = nn.Parameter(0.02 * torch.randn(max_len, d_model))  # (max_len, d)
+
+    def position_code(self, start: int, length: int, device=None) -> torch.Tensor:
+        """P (length, d) for positions start … start+length−1."""
+        if self.positions == "sinusoidal":
+            return sinusoidal_positions(start, length, self.d_model, device=device)  # (l, d)
+        if start + length > self.max_len:
+            raise ValueError(f"AttentionBlock: argument 'x' must reach at most position max_len = {self.max_len} "
+                             f"(learned positions stop there); got position {start + length}.")
+        return self.pos[start:start + length]  # (l, d)
+
+    def _heads(self, h: torch.Tensor):
+        """q, k, v (b, heads, l, d/heads) each, from h (b, l, d)."""
+        b, l, _ = h.shape
+        q, k, v = self.qkv(h).chunk(3, dim=-1)  # (b, l, d) each
+        return [t.reshape(b, l, self.n_heads, -1).transpose(1, 2) for t in (q, k, v)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("AttentionBlock", "x", x, ndim=3, shape=(None, None, self.d_model), dims="(batch, L, d_model)")
+        b, l, d = x.shape
+        h = x + self.position_code(0, l, device=x.device).to(x.dtype)  # (b, l, d)
+        q, k, v = self._heads(h)  # (b, H, l, d/H) each
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (b, H, l, d/H)
+        return self.out(y.transpose(1, 2).reshape(b, l, d))  # (b, l, d)
+
+    def init_state(self, batch: int, device=None):
+        """An empty key-value cache: keys and values (b, heads, 0, d/heads). It grows by one per token."""
+        empty = torch.zeros(batch, self.n_heads, 0, self.d_model // self.n_heads, device=device)
+        return (empty, empty.clone())
+
+    def step(self, x: torch.Tensor, state):
+        """x (b, d) and the cache (keys, values) (b, heads, t, d/heads) → (b, d) and the cache with t+1 entries."""
+        check_tensor("AttentionBlock.step", "x", x, ndim=2, shape=(None, self.d_model), dims="(batch, d_model)")
+        keys, values = state
+        t = keys.shape[2]  # the position of this token
+        h = x[:, None] + self.position_code(t, 1, device=x.device).to(x.dtype)  # (b, 1, d)
+        q, k, v = self._heads(h)  # (b, H, 1, d/H) each
+        keys = torch.cat([keys.to(k.dtype), k], dim=2)  # (b, H, t+1, d/H): the cache grows
+        values = torch.cat([values.to(v.dtype), v], dim=2)  # (b, H, t+1, d/H)
+        y = F.scaled_dot_product_attention(q, keys, values)  # (b, H, 1, d/H): attends to all t+1
+        return self.out(y.reshape(x.shape[0], self.d_model)), (keys, values)
+
+
+MIXERS["attention"] = AttentionBlock
