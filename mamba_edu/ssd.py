@@ -342,7 +342,8 @@ def block_ranks(M: torch.Tensor, chunk: int) -> torch.Tensor:
 
     For a semiseparable M of state size n, every block strictly below the diagonal has rank ≤ n:
     it factors through the state at the chunk boundary. Blocks above the diagonal are 0.
-    Ranks use torch.linalg.matrix_rank's default tolerance, computed in float64.
+    Ranks use torch.linalg.matrix_rank's default tolerance for M's dtype (float32 at least), so
+    rounding noise in a float32 M does not count as rank.
     """
     check_tensor("block_ranks", "M", M, ndim=2, dims="(L, L)")
     l = M.shape[0]
@@ -353,7 +354,8 @@ def block_ranks(M: torch.Tensor, chunk: int) -> torch.Tensor:
     R = torch.zeros(c, c, dtype=torch.int64)
     for i in range(c):
         for j in range(i + 1):
-            blk = M[i * chunk:(i + 1) * chunk, j * chunk:(j + 1) * chunk].double()  # (≤q, ≤q)
+            blk = M[i * chunk:(i + 1) * chunk, j * chunk:(j + 1) * chunk]  # (≤q, ≤q)
+            blk = blk if blk.dtype in (torch.float32, torch.float64) else blk.float()
             R[i, j] = int(torch.linalg.matrix_rank(blk))
     return R
 
