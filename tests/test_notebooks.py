@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,12 +43,15 @@ def test_notebook_is_stripped_and_follows_the_template(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom(path):
+def test_notebook_runs_top_to_bottom(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
     env_before = os.environ.get("MAMBA_EDU_TESTING")
     os.environ["MAMBA_EDU_TESTING"] = "1"
     try:
-        client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+        # IPC sockets, not TCP: TCP ports picked by one process and bound later by the kernel can be
+        # taken in between by another kernel started at the same time, which stalls the run.
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(tmp_path / "kernel"))
+        client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, startup_timeout=120,
                                 resources={"metadata": {"path": str(path.parent)}})
         t0 = time.perf_counter()
         client.execute()
