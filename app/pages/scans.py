@@ -12,9 +12,10 @@ MAX_L = 32  # the slider's end: beyond this the cells are too small to read
 
 page_header(
     "scans.py",
-    "One step of the recurrence h_t = a_t·h_{t−1} + b_t is the pair (a_t, b_t), and two steps compose to "
-    "(a₁, b₁) ⊕ (a₂, b₂) = (a₁a₂, a₂b₁ + b₂). Because ⊕ is associative, the prefixes x₀ ⊕ … ⊕ x_t can be "
-    "bracketed in many ways: pick a method and a length, and follow the (a, b) pairs step by step.",
+    "One step of the recurrence $h_t = a_t h_{t-1} + b_t$ is the pair $(a_t, b_t)$, and two steps compose to "
+    "$(a_1, b_1) \\oplus (a_2, b_2) = (a_1 a_2,\\ a_2 b_1 + b_2)$. Because $\\oplus$ is associative, the prefixes "
+    "$x_0 \\oplus \\dots \\oplus x_t$ can be bracketed in many ways: pick a method and a length, and follow the "
+    "$(a, b)$ pairs step by step.",
 )
 
 NAMES = {"blelloch": "Blelloch", "hillis_steele": "Hillis–Steele", "sequential": "sequential (the loop)",

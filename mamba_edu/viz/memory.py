@@ -83,8 +83,8 @@ def hierarchy_bars(hierarchies: Mapping[str, Sequence[hardware.MemoryLevel]], *,
     fig.update_yaxes(type="log", title_text="size (log scale)", tickvals=ticks, ticktext=text, row=1, col=1)
     fig.update_yaxes(type="log", title_text="bandwidth (bytes/s, log scale)", row=1, col=2)
     style(fig, title, height=height)
-    fig.update_layout(barmode="group", legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="center", x=0.5),
-                      margin=dict(b=120, t=80))
+    fig.update_layout(barmode="group", legend=dict(orientation="h", yanchor="top", y=-0.38, xanchor="center", x=0.5),
+                      margin=dict(b=150, t=80))
     return fig
 
 
@@ -115,7 +115,7 @@ def io_bars(bytes_by_impl: Mapping[str, float], *, floor: float | None = None,
     ticks, labels = _bytes_ticks(values + ([float(floor)] if floor else []), log=True)
     fig.update_xaxes(type="log", tickvals=ticks, ticktext=labels)
     fig.update_yaxes(categoryorder="array", categoryarray=impls[::-1])
-    fig.update_layout(showlegend=False)
+    fig.update_layout(showlegend=False, margin=dict(l=120))
     return fig
 
 
