@@ -31,12 +31,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from . import lti
-from ._checks import check_int, check_tensor, fail
+from ._checks import COMPLEX_DTYPES, FLOAT_DTYPES, check_int, check_tensor, fail
 from .models import TinyLM
 from .scan import scan_sequential
+from .ssd import segsum
 
 MAX_TRANSFER_ELEMENTS = 2**25  # transfer / mixing_matrix hold (…, l, l) tensors: refuse larger ones
 DELTA_FLOOR = 1e-12  # log Δ is taken of max(Δ, DELTA_FLOOR): a float32 softplus of a very negative
@@ -181,22 +181,22 @@ def kept_norm(trace: LayerTrace, t: int | None = None) -> torch.Tensor:
 def transfer(a: torch.Tensor) -> torch.Tensor:
     """P[..., t, s] = Π_{r=s+1}^{t} a[..., r] for s ≤ t, 1 on the diagonal, 0 above.  a (..., l) → (..., l, l)
 
-    Built row by row, P[t] = a_t·P[t−1] with P[t, t] = 1: exact even where a product underflows to 0
-    (a log-space cumulative sum would give −∞ − (−∞) = nan there).
+    The decay mask of Mamba-2 (`ssd.segsum`, one implementation for both chapters): exp of the
+    segment sums of log |a|, times exp(i·segment sums of arg a) for complex a. A decay that
+    underflowed to 0 gives log 0 = −∞ and a product of exactly 0, never nan.
     """
     func = "transfer"
-    check_tensor(func, "a", a, dtypes=None)
-    if a.dim() < 1:
-        fail(func, "a", "a tensor with a time axis (..., L)", f"shape {tuple(a.shape)}")
+    check_tensor(func, "a", a, ndim=range(1, 8), dims="(..., L)", dtypes=FLOAT_DTYPES + COMPLEX_DTYPES)
     L = a.shape[-1]
     if a.numel() * L > MAX_TRANSFER_ELEMENTS:
         fail(func, "a", f"small enough for a (..., L, L) tensor of at most {MAX_TRANSFER_ELEMENTS} elements",
              f"shape {tuple(a.shape)}")
-    rows = [F.pad(torch.ones_like(a[..., :1]), (0, L - 1))]  # P[0] = (1, 0, …, 0)   (..., l)
-    eye = torch.eye(L, dtype=a.dtype, device=a.device)  # (l, l)
-    for t in range(1, L):
-        rows.append(a[..., t:t + 1] * rows[-1] + eye[t])  # (..., l): P[t, s<t] = a_t·P[t−1, s]; P[t, t] = 1
-    return torch.stack(rows, dim=-2)  # (..., l, l)
+    P = torch.exp(segsum(torch.log(a.abs())))  # (..., l, l): |a_{s+1}|⋯|a_t|, 0 above the diagonal
+    if a.is_complex():
+        causal = torch.ones(L, L, dtype=torch.bool, device=a.device).tril()  # (l, l)
+        phase = segsum(torch.angle(a)).masked_fill(~causal, 0.0)  # (..., l, l): arg a_{s+1} + … + arg a_t
+        P = P * torch.exp(1j * phase)  # (..., l, l) complex
+    return P
 
 
 def mixing_matrix(trace: LayerTrace, channel: int = 0) -> torch.Tensor:

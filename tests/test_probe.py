@@ -75,6 +75,10 @@ def test_transfer_is_the_product_of_decays_and_survives_underflow():
             want = torch.prod(a[s + 1:t + 1]).item() if s <= t else 0.0
             assert P[t, s].item() == pytest.approx(want)
     assert not torch.isnan(probe.transfer(torch.tensor([1e-30] * 20))).any()
+    z = torch.tensor([0.9 + 0.3j, 0.5 - 0.5j, -0.7 + 0.1j, 0.2j], dtype=torch.complex128)
+    Pz = probe.transfer(z)
+    assert complex(Pz[3, 0]) == pytest.approx(complex(z[1] * z[2] * z[3]))
+    assert complex(Pz[1, 2]) == 0 and complex(Pz[2, 2]) == pytest.approx(1)
 
 
 @pytest.mark.parametrize("mixer", ["mamba", "s4d"])
