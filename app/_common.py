@@ -125,7 +125,7 @@ def page_header(file: str, intro: str) -> PageInfo:
     st.markdown(intro)
     if info.chapters:
         main, *more = info.chapters
-        text = "📓 Notebook: " + notebook_link(main)
+        text = ":material/menu_book: Notebook: " + notebook_link(main)
         if more:
             text += " · see also " + ", ".join(notebook_link(c) for c in more)
         st.caption(text + " — open the notebooks with `mamba-edu lab`.")

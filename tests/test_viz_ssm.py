@@ -98,3 +98,33 @@ def test_input_output_two_rows():
     assert lay["xaxis2"]["title"]["text"] == "time step t"
     single = input_output(u, u).to_dict()
     assert [tr["name"] for tr in single["data"]] == ["u", "y"]
+
+
+def test_state_player_frames_scrub_the_states():
+    from mamba_edu.viz.ssm import state_player
+
+    h = torch.randn(37, 5, dtype=torch.float64)
+    fig = state_player(h, max_frames=10, start=20, colorbar_title="x")
+    d = fig.to_dict()
+    heat, marker, bars = d["data"]
+    assert heat["type"] == "heatmap" and [list(r) for r in heat["z"]] == h.T.tolist()
+    assert heat["zmid"] == 0 and heat["zmax"] == pytest.approx(float(h.abs().max()))
+    frames = d["frames"]
+    idx = [int(f["name"]) for f in frames]
+    assert idx[0] == 0 and idx[-1] == 36 and len(idx) == 10  # evenly spaced, first and last included
+    for f in frames:
+        k = int(f["name"])
+        assert list(f["traces"]) == [1, 2]
+        assert list(f["data"][0]["x"]) == [k, k]  # the time marker
+        assert list(f["data"][1]["y"]) == pytest.approx(h[k].tolist())  # the state at that time
+    slider = d["layout"]["sliders"][0]
+    assert len(slider["steps"]) == 10 and idx[slider["active"]] == 20  # starts at the nearest frame to 20
+    assert list(bars["y"]) == pytest.approx(h[20].tolist()) and list(marker["x"]) == [20, 20]
+    assert [b["label"] for b in d["layout"]["updatemenus"][0]["buttons"]] == ["▶", "❚❚"]
+    assert d["layout"]["xaxis"]["title"]["text"] == "time step t"
+    assert d["layout"]["yaxis2"]["title"]["text"] == "x at the chosen time"
+    # complex states are shown as 2·Re, like state_heatmap
+    hc = torch.complex(h, h)
+    assert list(state_player(hc).to_dict()["data"][2]["y"]) == pytest.approx((2 * h[-1]).tolist())
+    with pytest.raises(ValueError, match="2-D"):
+        state_player(h[0])

@@ -1,5 +1,7 @@
 """Home: what the app is, the map of its pages and of the notebooks, the device and what runs where."""
 
+import os
+
 import streamlit as st
 import torch
 from _common import PAGES, device, error_boundary, notebook_chapters, page_header, present_pages
@@ -15,42 +17,44 @@ page_header(
     "the project's tested library, `mamba_edu`; the notebooks call the same functions.",
 )
 
+def chapter_names(nums, chapters) -> str:
+    return ", ".join(f"{n:02d} {chapters[n][1].split('·')[-1].strip()}" if n in chapters else f"{n:02d} (planned)"
+                     for n in nums) or "–"
+
+
 with error_boundary("the home page"):
     dev = device()
     st.subheader("This machine")
-    c1, c2, c3, c4, c5 = st.columns(5)
+    st.markdown(f"**{dev.summary()}**")
+    cols = st.columns(5)
     if dev.kind == "cuda":
-        c1.metric("Device", dev.name)
-        c2.metric("Streaming multiprocessors", f"{dev.multiprocessors}")
-        c3.metric("GPU memory", f"{(dev.memory_bytes or 0) / 2**30:.0f} GiB")
-        c4.metric("Compute capability", dev.capability or "?")
+        cells = [("Device", "GPU"), ("Streaming multiprocessors", f"{dev.multiprocessors}"),
+                 ("GPU memory", f"{(dev.memory_bytes or 0) / 2**30:.0f} GiB"),
+                 ("Compute capability", dev.capability or "?")]
     else:
-        c1.metric("Device", "CPU only")
-        c2.metric("Processor", dev.name)
-        c3.metric("GPU memory", "none")
-        c4.metric("CUDA", "not available")
-    c5.metric("torch · Triton", f"{torch.__version__.split('+')[0]} · {dev.triton or 'none'}")
-    st.caption(f"{dev.summary()}. Triton kernels: {dev.triton_mode}.")
+        cells = [("Device", "CPU only"), ("CPU cores", f"{os.cpu_count()}"), ("GPU memory", "none"), ("CUDA", "none")]
+    cells.append(("torch · Triton", f"{torch.__version__.split('+')[0]} · {dev.triton or 'none'}"))
+    for c, (label, value) in zip(cols, cells):
+        c.metric(label, value)
+    st.caption(f"Triton kernels here: {dev.triton_mode}. The explorer pages run on any CPU; kernel timing needs a GPU.")
 
     st.subheader("Pages")
     present = {p.file for p in present_pages()}
     chapters = notebook_chapters()
-
-    def chapter_names(nums):
-        return ", ".join(f"{n:02d} {chapters[n][1].split('·')[-1].strip()}" if n in chapters else f"{n:02d} (planned)"
-                         for n in nums) or "–"
-
-    st.dataframe(
-        [{"page": p.title, "what it shows": p.summary, "notebook chapters": chapter_names(p.chapters),
-          "runs on": p.runs, "status": "ready" if p.file in present else "coming"} for p in PAGES],
-        hide_index=True, column_config={"what it shows": st.column_config.TextColumn(width="large")})
+    rows = ["| page | what it shows | notebook chapters | runs on |", "|---|---|---|---|"]
+    for p in PAGES:
+        name = f"[{p.title}]({p.file[:-3]})" if p.file in present and p.file != "home.py" else p.title
+        if p.file not in present:
+            name += " *(coming)*"
+        rows.append(f"| {name} | {p.summary} | {chapter_names(p.chapters, chapters)} | {p.runs} |")
+    st.markdown("\n".join(rows))
 
     st.subheader("Notebooks")
     shown_in = {n: [p.title for p in PAGES if n in p.chapters and p.file in present] for n in chapters}
-    st.dataframe(
-        [{"chapter": f"{n:02d}", "title": title.split("·")[-1].strip(), "file": f"notebooks/{name}",
-          "app pages": ", ".join(shown_in[n]) or "–"} for n, (name, title) in chapters.items()],
-        hide_index=True)
+    rows = ["| chapter | title | file | shown on the pages |", "|---|---|---|---|"]
+    for n, (name, title) in chapters.items():
+        rows.append(f"| {n:02d} | {title.split('·')[-1].strip()} | `notebooks/{name}` | {', '.join(shown_in[n]) or '–'} |")
+    st.markdown("\n".join(rows))
     st.caption("Open them with `mamba-edu lab` (or `make lab`); they run top to bottom on a laptop CPU.")
 
     st.subheader("Selective-scan implementations: what runs here")

@@ -7,6 +7,8 @@ Builders
     impulse_responses          the kernel K_l = C Ab^l Bb per method, as stems over the lag
     state_heatmap              a state trajectory h (L, N): time × state entry, diverging colours
     input_output               the input u on top, one or more outputs y below, same time axis
+    state_player               a state trajectory h (L, N) to scrub or play through: heatmap with a
+                               time marker, and the state vector at that time as bars
 
 Every builder takes tensors or numbers computed by the library and returns a go.Figure.
 """
@@ -171,4 +173,66 @@ def input_output(u, y, t=None, *, x_title: str = "time step t", u_title: str = "
     fig.update_xaxes(title_text=x_title, row=2, col=1)
     fig.update_yaxes(title_text=u_title, row=1, col=1)
     fig.update_yaxes(title_text=y_title, row=2, col=1)
+    return fig
+
+
+def state_player(h: torch.Tensor, t=None, *, x_title: str = "time step t", y_title: str = "state entry n",
+                 state_labels: Sequence[str] | None = None, title: str | None = None, colorbar_title: str = "h",
+                 start: int | None = None, max_frames: int = 60, height: int = 560) -> go.Figure:
+    """A state trajectory h (L, N) to scrub through: the heatmap of every state (top, time on x, a
+    diverging scale centred on 0) with a marker at the chosen time, and the state vector h_t at that
+    time as bars (bottom). A slider under the plot scrubs the time and a play button animates it
+    (plotly frames: only the marker and the bars change, so the figure stays small); at most
+    `max_frames` evenly spaced times, always including the first and the last. `start` is the time
+    index shown first (default: the last)."""
+    h = torch.as_tensor(h).detach().cpu()
+    if h.dim() != 2:
+        raise ValueError(f"state_player: argument 'h' must be a 2-D (L, N) tensor; got shape {tuple(h.shape)}.")
+    h = (2 * h.real if h.is_complex() else h).double()  # (l, n)
+    L, N = h.shape
+    x = _list(t) if t is not None else list(range(L))
+    y = list(state_labels) if state_labels is not None else list(range(N))
+    zmax = float(h.abs().max()) or 1.0
+    m = max(2, min(max_frames, L))
+    idx = sorted({round(i * (L - 1) / (m - 1)) for i in range(m)}) if L > 1 else [0]
+    k0 = idx[-1] if start is None else min(idx, key=lambda i: abs(i - start))
+    ybar = [-0.5, N - 0.5] if state_labels is None else [y[0], y[-1]]
+
+    def marker(k):
+        return go.Scatter(x=[x[k], x[k]], y=ybar, mode="lines", line=dict(color="#111827", width=2),
+                          name="chosen time", showlegend=False, hoverinfo="skip")
+
+    def bars(k):
+        vals = h[k].tolist()
+        return go.Bar(x=y, y=vals, name="state at the chosen time",
+                      marker=dict(color=vals, colorscale=DIVERGING, cmin=-zmax, cmax=zmax),
+                      showlegend=False, hovertemplate="entry %{x}: %{y:.4g}<extra></extra>")
+
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.6, 0.4], vertical_spacing=0.16)
+    fig.add_trace(go.Heatmap(z=h.T.tolist(), x=x, y=y, colorscale=DIVERGING, zmid=0, zmin=-zmax, zmax=zmax,
+                             colorbar=dict(title=colorbar_title, len=0.55, y=1, yanchor="top")), row=1, col=1)
+    fig.add_trace(marker(k0), row=1, col=1)
+    fig.add_trace(bars(k0), row=2, col=1)
+    fig.frames = [go.Frame(name=str(k), data=[marker(k), bars(k)], traces=[1, 2]) for k in idx]
+    step_args = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
+    fig.update_layout(
+        sliders=[dict(active=idx.index(k0), x=0.1, len=0.9, y=-0.04, yanchor="top", pad=dict(t=30),
+                      font=dict(color="rgba(0,0,0,0)"),  # no label under every step: the current value says it
+                      currentvalue=dict(prefix=f"{x_title}: ", xanchor="right", font=dict(color="#111827")),
+                      steps=[dict(method="animate", label=f"{x[k]:.4g}", args=[[str(k)], step_args])
+                             for k in idx])],
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.04, xanchor="left", yanchor="top",
+                          pad=dict(t=38, r=8), showactive=False,
+                          buttons=[dict(label="▶", method="animate",
+                                        args=[None, dict(mode="immediate", fromcurrent=True,
+                                                         frame=dict(duration=60, redraw=False),
+                                                         transition=dict(duration=0))]),
+                                   dict(label="❚❚", method="animate",
+                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+    style(fig, title, height=height)
+    fig.update_layout(margin=dict(b=110))
+    fig.update_xaxes(title_text=x_title, row=1, col=1)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
+    fig.update_xaxes(title_text=y_title, row=2, col=1)
+    fig.update_yaxes(title_text=f"{colorbar_title} at the chosen time", range=[-1.05 * zmax, 1.05 * zmax], row=2, col=1)
     return fig
