@@ -171,13 +171,24 @@ class LTIRun:
     def spectral_radius(self) -> float:
         return float(self.eigenvalues.abs().max())
 
+    @property
+    def finite_steps(self) -> int:
+        """How many leading steps have finite states, output and kernel: all L unless an unstable
+        system (ρ > 1) overflowed float64, e.g. Euler with a large step."""
+        ok = (torch.isfinite(self.states).all(1) & torch.isfinite(self.y) & torch.isfinite(self.K)).long()  # (l,)
+        return int(ok.cumprod(0).sum())
+
 
 def run_lti(system: System, u: torch.Tensor, dt: float, method: str = "zoh") -> LTIRun:
     """Discretise `system` with step dt by `method`, then run it on u (L,).
 
         Ab, Bb = discretize(A, B, Δ, method)
-        states x_k = Ab x_{k-1} + Bb u_k            (lti_states: the recurrence)
-        K_l = C Ab^l Bb,  y = K ∗ u                 (lti_kernel, causal_conv: the convolution)
+        states x_k = Ab x_{k-1} + Bb u_k            (lti_states)
+        y_k = C x_k                                 (lti_recurrent: the recurrent mode)
+        K_l = C Ab^l Bb                             (lti_kernel; y = K ∗ u is the same output, chapter 04)
+
+    y comes from the recurrence rather than the FFT convolution: for an unstable system the values
+    span hundreds of orders of magnitude (and may overflow), which the FFT would smear over every step.
     """
     func = "run_lti"
     check_tensor(func, "u", u, ndim=1, dims="(L,)", dtypes=(F64,))
@@ -185,7 +196,7 @@ def run_lti(system: System, u: torch.Tensor, dt: float, method: str = "zoh") -> 
     L = u.shape[0]
     states = lti_states(Ab, Bb, u)                                        # (l, n)
     K = lti.lti_kernel(Ab[None], Bb[None], system.C[None], L)[0]          # (l,)
-    y = lti.causal_conv(u[None], K[None])[0]                              # (l,)
+    y = lti.lti_recurrent(Ab[None], Bb[None], system.C[None], u[None])[0]  # (l,)
     if system.diagonal:
         eig = torch.cat([Ab, Ab.conj()]) if Ab.is_complex() else Ab.to(torch.complex128)  # (N,)
     else:

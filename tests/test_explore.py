@@ -9,7 +9,7 @@ from mamba_edu import explore
 from mamba_edu.discretize import discretize
 from mamba_edu.formula import parse_formula
 from mamba_edu.hippo import hippo_project, hippo_reconstruct
-from mamba_edu.lti import lti_recurrent
+from mamba_edu.lti import causal_conv
 
 F64 = torch.float64
 
@@ -46,9 +46,9 @@ def test_run_lti_states_output_kernel_agree(name, method):
         x = (Ab @ x if not s.diagonal else Ab * x) + Bb * u[k]
         want = 2 * x.real if x.is_complex() else x
         assert torch.allclose(run.states[k], want, atol=1e-12)
-    # the output by convolution equals the recurrence of the library
-    y_rec = lti_recurrent(Ab[None], Bb[None], s.C[None], u[None])[0]
-    assert torch.allclose(run.y, y_rec, atol=1e-9)
+    # the output of the recurrence equals the convolution with the kernel
+    y_conv = causal_conv(u[None], run.K[None])[0]
+    assert torch.allclose(run.y, y_conv, atol=1e-9)
     assert run.K.shape == (40,) and run.eigenvalues.shape == (6,)
     want_eig = torch.linalg.eigvals(Ab) if not s.diagonal else None
     if want_eig is not None:
@@ -126,3 +126,14 @@ def test_hippo_window_and_errors():
 def test_history_is_zero_before_the_start():
     s = torch.tensor([-0.5, 0.25], dtype=F64)
     assert explore.history(SIG, s).tolist() == [0.0, pytest.approx(float(SIG(s[1:])[0]))]
+
+
+def test_finite_steps_counts_until_an_unstable_run_overflows():
+    s = explore.make_system("hippo-legs", 16)
+    u, _ = explore.make_input("impulse", 400)
+    stable, unstable = explore.run_lti(s, u, 0.02, "zoh"), explore.run_lti(s, u, 1.0, "euler")
+    assert stable.finite_steps == 400
+    n = unstable.finite_steps
+    assert 0 < n < 400  # ρ = 15: 15^k overflows float64 near k = 262
+    assert torch.isfinite(unstable.states[:n]).all() and torch.isfinite(unstable.y[:n]).all()
+    assert not (torch.isfinite(unstable.states[n]).all() and torch.isfinite(unstable.y[n]) and torch.isfinite(unstable.K[n]))
