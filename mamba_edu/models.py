@@ -334,3 +334,198 @@ class AttentionBlock(nn.Module):
 
 
 MIXERS["attention"] = AttentionBlock
+
+
+# ----------------------------------------------------------------------------------------------
+# The block's anatomy and parameters, the cost of decoding, and what a fixed state can hold
+#
+#     parameters of a Mamba block (e = expand·d, r = dt_rank, k = d_conv, n = d_state)
+#         in_proj  d·2e     conv1d  e·k + e     x_proj  e·(r + 2n)     dt_proj  r·e + e
+#         A_log    e·n      D       e           out_proj  e·d          ≈ 3·e·d when d is large
+#     decoding state per sequence: attention 2·layers·d·t numbers (grows with the position t),
+#     Mamba layers·e·(k − 1 + n) numbers (does not)
+# ----------------------------------------------------------------------------------------------
+
+BLOCK_PARTS = ("in_proj", "conv1d", "s6.x_proj", "s6.dt_proj", "s6.A_log", "s6.D", "out_proj")
+
+
+def mamba_block_parameters(d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                           dt_rank: int | None = None) -> dict[str, int]:
+    """Parameters of a `MambaBlock` per part, by formula (keys: BLOCK_PARTS, as `parameter_breakdown` names them).
+
+        in_proj d·2e · conv1d e·k + e · x_proj e·(r + 2n) · dt_proj r·e + e · A_log e·n · D e · out_proj e·d
+
+    with e = expand·d_model and r = dt_rank (default ⌈d_model/16⌉, as MambaBlock). The projections
+    (in_proj, out_proj) hold 3·e·d of them: 6·d² for expand = 2, most of the block at any real width.
+    """
+    func = "mamba_block_parameters"
+    for name, v in (("d_model", d_model), ("d_state", d_state), ("d_conv", d_conv), ("expand", expand)):
+        check_int(func, name, v)
+    r = math.ceil(d_model / 16) if not dt_rank else check_int(func, "dt_rank", dt_rank)
+    d, e, n, k = d_model, expand * d_model, d_state, d_conv
+    return {"in_proj": d * 2 * e, "conv1d": e * k + e, "s6.x_proj": e * (r + 2 * n), "s6.dt_proj": r * e + e,
+            "s6.A_log": e * n, "s6.D": e, "out_proj": e * d}
+
+
+def parameter_breakdown(module: nn.Module) -> dict[str, int]:
+    """Parameters of `module` counted from its tensors, grouped by the layer that owns them.
+
+    A parameter's group is its name without the final ".weight"/".bias" (e.g. "s6.x_proj",
+    "layers.0.mixer.in_proj"); tied parameters (TinyLM's head is its embedding) count once.
+    """
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"parameter_breakdown: argument 'module' must be a torch.nn.Module; got {type(module).__name__}.")
+    out: dict[str, int] = {}
+    for name, p in module.named_parameters():
+        parts = name.split(".")
+        key = ".".join(parts[:-1]) if len(parts) > 1 and parts[-1] in ("weight", "bias") else name
+        out[key] = out.get(key, 0) + p.numel()
+    return out
+
+
+def trace_block(block: MambaBlock, x: torch.Tensor) -> list[dict]:
+    """Run x (b, l, d) through a MambaBlock one part at a time; one record per stage:
+    {"stage", "op", "shape" (the stage's output), "parameters", "branch" ("main" or "gate")}.
+
+    The stages recompute exactly what `block(x)` computes (the last record's output equals it,
+    tested), with the shape and parameter count of each step for the anatomy figure.
+    """
+    if not isinstance(block, MambaBlock):
+        raise ValueError(f"trace_block: argument 'block' must be a MambaBlock; got {type(block).__name__}.")
+    check_tensor("trace_block", "x", x, ndim=3, shape=(None, None, block.d_model), dims="(batch, L, d_model)")
+    P = mamba_block_parameters(block.d_model, block.s6.n, block.d_conv, block.d_inner // block.d_model,
+                               block.s6.dt_rank)
+    l = x.shape[1]
+    xs, z = block.in_proj(x).chunk(2, dim=-1)  # (b, l, e) each
+    xc = block.conv1d(xs.transpose(1, 2))[..., :l]  # (b, e, l): causal depthwise convolution
+    xa = F.silu(xc)  # (b, e, l)
+    delta, B, C = block.s6.projections(xa)  # (b, e, l), (b, n, l), (b, n, l)
+    y = block.s6(xa, z=z.transpose(1, 2))  # (b, e, l): selective scan, + D·x, gated by silu(z)
+    out = block.out_proj(y.transpose(1, 2))  # (b, l, d)
+    rec = lambda stage, op, t, params, branch="main": {"stage": stage, "op": op, "shape": tuple(t.shape),  # noqa: E731
+                                                     "parameters": params, "branch": branch, "output": t}
+    return [
+        rec("input", "x", x, 0),
+        rec("in_proj", "x, z = x·W_in (two branches of width e)", xs, P["in_proj"]),
+        rec("gate branch z", "z (the second half of in_proj)", z, 0, "gate"),
+        rec("conv1d", "causal depthwise convolution over time, width k", xc, P["conv1d"]),
+        rec("SiLU", "x·σ(x)", xa, 0),
+        rec("Δ, B, C", "x_proj and dt_proj: the selection (Δ shown)", delta, P["s6.x_proj"] + P["s6.dt_proj"]),
+        rec("selective scan", "h = exp(ΔA)·h + Δ·B·x, y = C·h + D·x, then y·SiLU(z)", y, P["s6.A_log"] + P["s6.D"]),
+        rec("out_proj", "y·W_out, back to width d", out, P["out_proj"]),
+    ]
+
+
+def state_at_position(model: TinyLM, batch: int, position: int, device=None):
+    """A decoding state of the size `model` carries after `position` tokens, filled with random
+    numbers: for timing the next step and measuring memory, not for predictions.
+
+    Attention layers get a key-value cache of `position` entries; the other mixers their fixed-size
+    state (the same at every position).
+    """
+    func = "state_at_position"
+    if not isinstance(model, TinyLM):
+        raise ValueError(f"{func}: argument 'model' must be a TinyLM; got {type(model).__name__}.")
+    check_int(func, "batch", batch)
+    check_int(func, "position", position, minimum=0)
+    state = []
+    for layer in model.layers:
+        m = layer.mixer
+        if isinstance(m, AttentionBlock):
+            shape = (batch, m.n_heads, position, m.d_model // m.n_heads)
+            state.append((torch.randn(shape, device=device), torch.randn(shape, device=device)))
+        else:
+            s = m.init_state(batch, device=device)
+            state.append(tuple(torch.randn_like(t) for t in s) if isinstance(s, tuple) else torch.randn_like(s))
+    return state
+
+
+def decode_step_seconds(model: TinyLM, positions, batch: int = 1, repeat: int = 5, warmup: int = 1,
+                        device=None) -> list[float]:
+    """Median seconds of one decoding step (`model.step`) at each position, for `batch` sequences.
+
+    The state comes from `state_at_position`; the step's time depends on the state's size, not its
+    values. Attention's grows with the position (it attends to, and copies, every cached key and
+    value); a Mamba block's does not.
+    """
+    from .hardware import median_seconds
+
+    func = "decode_step_seconds"
+    if not isinstance(model, TinyLM):
+        raise ValueError(f"{func}: argument 'model' must be a TinyLM; got {type(model).__name__}.")
+    check_int(func, "batch", batch)
+    token = torch.zeros(batch, dtype=torch.int64, device=device)  # (b,)
+    out = []
+    with torch.no_grad():
+        for t in positions:
+            state = state_at_position(model, batch, int(t), device=device)
+            out.append(median_seconds(lambda: model.step(token, state), repeat=repeat, warmup=warmup))
+    return out
+
+
+def decode_throughput(model: TinyLM, batch_sizes, position: int, repeat: int = 5, warmup: int = 1,
+                      device=None) -> list[float]:
+    """Tokens generated per second, batch / (seconds of one step), for each batch size, every
+    sequence at `position` (so attention's cache holds `position` entries per sequence)."""
+    check_int("decode_throughput", "position", position, minimum=0)
+    return [b / decode_step_seconds(model, [position], batch=check_int("decode_throughput", "batch_sizes", int(b)),
+                                    repeat=repeat, warmup=warmup, device=device)[0] for b in batch_sizes]
+
+
+def hybrid_state_bytes(position: int, n_layers: int, n_attention: int, d_model: int, n_heads: int, d_state: int = 16,
+                       d_conv: int = 4, expand: int = 2, batch: int = 1, kv_bytes: int = 2, state_bytes_: int = 4) -> int:
+    """Decoding memory of a model with `n_attention` attention layers among `n_layers` (the rest Mamba)
+    after `position` tokens: their KV cache (`hardware.kv_cache_bytes`) plus the Mamba layers' fixed
+    state (`hardware.mamba_state_bytes`). n_attention = 0: pure Mamba; = n_layers: a Transformer.
+    """
+    from . import hardware
+
+    func = "hybrid_state_bytes"
+    check_int(func, "n_layers", n_layers)
+    check_int(func, "n_attention", n_attention, minimum=0, maximum=n_layers)
+    check_int(func, "n_heads", n_heads)
+    if d_model % n_heads:
+        raise ValueError(f"{func}: argument 'n_heads' must divide d_model = {d_model}; got {n_heads}.")
+    kv = hardware.kv_cache_bytes(n_attention, n_heads, d_model // n_heads, position, batch, kv_bytes) if n_attention else 0
+    n_mamba = n_layers - n_attention
+    ssm = hardware.mamba_state_bytes(n_mamba, d_model, d_state, d_conv, expand, batch, state_bytes_) if n_mamba else 0
+    return kv + ssm
+
+
+def state_recall(n_state: int, n_items: int, d_value: int = 16, seed: int = 0, trials: int = 8) -> dict[str, float]:
+    """Store `n_items` (key, value) pairs and read every value back by its key. Returns, for three
+    memories, the squared error relative to the values' energy, Σ‖v̂ − v‖² / Σ‖v‖² (0: perfect
+    recall; 1: as bad as answering 0; more: worse), averaged over `trials` random draws:
+
+        "ssm"          the selective recurrence itself (`selective_scan_ref` with A = 0: nothing decays):
+                       write token i with B = k_i, u = v_i (so h = Σ_i v_i k_iᵀ), then read with C = k_i;
+                       every other stored key leaks into the answer by k_i·k_j (crosstalk ≈ n_items/n)
+        "best linear"  the best ANY state of n numbers per value channel can do with a linear read-out:
+                       v̂_i = W k_i with W = V K⁺ (least squares); exact while n_items ≤ n, then ≈ 1 − n/n_items
+        "kv cache"     attention over the stored keys (softmax of 50·k_i·k_j): it keeps every pair
+
+    Keys are random unit vectors in R^n, values standard normal in R^d_value (seeded).
+    """
+    from .selective import selective_scan_ref
+
+    func = "state_recall"
+    check_int(func, "n_state", n_state)
+    check_int(func, "n_items", n_items)
+    check_int(func, "d_value", d_value)
+    check_int(func, "trials", trials)
+    m, n, p, f64 = n_items, n_state, d_value, torch.float64
+    g = torch.Generator().manual_seed(seed)
+    K = torch.randn(trials, m, n, generator=g, dtype=f64)  # (r, m, n)
+    K = K / K.norm(dim=-1, keepdim=True)  # (r, m, n): unit keys
+    V = torch.randn(trials, m, p, generator=g, dtype=f64)  # (r, m, p)
+    zeros = lambda *s: torch.zeros(*s, dtype=f64)  # noqa: E731
+    # the recurrence, one trial per batch row: m write tokens (C = 0), then m read tokens (B = 0, u = 0)
+    u = torch.cat([V.transpose(1, 2), zeros(trials, p, m)], dim=2)  # (r, p, 2m)
+    B = torch.cat([K.transpose(1, 2), zeros(trials, n, m)], dim=2)  # (r, n, 2m)
+    C = torch.cat([zeros(trials, n, m), K.transpose(1, 2)], dim=2)  # (r, n, 2m)
+    delta = torch.ones(trials, p, 2 * m, dtype=f64)  # (r, p, 2m)
+    V_ssm = selective_scan_ref(u, delta, zeros(p, n), B, C)[:, :, m:].transpose(1, 2)  # (r, m, p): the answers
+    V_best = K @ (torch.linalg.pinv(K) @ V)  # (r, m, p): least-squares read-out through n numbers
+    V_kv = torch.softmax(50.0 * K @ K.transpose(1, 2), dim=-1) @ V  # (r, m, p)
+    lost = lambda Vh: float(((Vh - V) ** 2).sum() / (V**2).sum())  # noqa: E731
+    return {"ssm": lost(V_ssm), "best linear": lost(V_best), "kv cache": lost(V_kv)}
