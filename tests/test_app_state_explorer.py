@@ -22,7 +22,9 @@ def arr(v) -> torch.Tensor:
     """A trace array of a decoded spec as float64: plotly writes numpy arrays as {'dtype', 'bdata'[, 'shape']}."""
     if isinstance(v, dict) and "bdata" in v:
         a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        return torch.from_numpy(a.reshape(v["shape"]) if "shape" in v else a.copy()).double()
+        if "shape" in v:  # "24, 300"
+            a = a.reshape([int(n) for n in str(v["shape"]).split(",")])
+        return torch.from_numpy(a.copy()).double()
     return torch.tensor(v, dtype=torch.float64)
 
 
