@@ -1,7 +1,7 @@
 # mamba-edu: two commands from a fresh clone.
 #   make app    set everything up (a local .venv) and launch the Streamlit app
 #   make test   set everything up and run the whole test suite
-# Other targets: make setup | lab | info | clean
+# Other targets: make setup | lab | info | clean | chromium (for the browser tests)
 SHELL   := /bin/bash
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -20,7 +20,7 @@ else
 endif
 STAMP := $(VENV)/.installed-$(notdir $(basename $(TORCH_REQ)))
 
-.PHONY: setup app test lab info clean
+.PHONY: setup app test lab info clean chromium
 
 $(STAMP): pyproject.toml $(TORCH_REQ)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,15 @@ setup: $(STAMP)
 app: setup
 	$(RUN_ENV) $(VENV)/bin/mamba-edu app
 
-test: setup
+# The app's browser tests drive Debian's chromium through Playwright (`playwright install` cannot
+# download a browser everywhere): install it with apt when missing (as root), else they are skipped.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "make: chromium is missing (apt-get install chromium): the browser tests will be skipped" >&2; fi; }
+
+test: setup chromium
 	$(RUN_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 lab: setup
