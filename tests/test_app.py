@@ -1,10 +1,12 @@
 """The app's entry point, navigation, home page and shared helpers, through streamlit.testing.v1.AppTest."""
 
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 import mamba_edu
@@ -38,7 +40,8 @@ def test_home_page_device_map_and_registry():
     if dev.kind == "cuda":
         assert metrics["Streaming multiprocessors"] == str(dev.multiprocessors)
     else:
-        assert metrics["GPU memory"] == "none"
+        assert metrics["GPU memory"] == "none" and metrics["CPU cores"] == str(os.cpu_count())
+    assert metrics["torch"] == torch.__version__.split("+")[0] and metrics["Triton"] == (dev.triton or "none")
     assert dev.summary() in at.markdown[1].value
     # the map of pages: one row per agreed page, links to the pages that exist
     pages_md = next(m.value for m in at.markdown if m.value.startswith("| page |"))

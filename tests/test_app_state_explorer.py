@@ -81,7 +81,7 @@ def check_lti(at, **kw):
     kernel = figs["Kernel K_l = C·Ab^l·Bb"]
     assert torch.allclose(arr(kernel["data"][0]["y"]), K, atol=1e-12, rtol=1e-9)
     assert float(arr(kernel["data"][0]["x"])[1]) == pytest.approx(kw.get("dt", 0.02))  # the lag axis in seconds
-    eig = by_prefix(figs, "Eigenvalues of Ab")
+    eig = figs["Eigenvalues of Ab"]
     z = torch.complex(arr(eig["data"][1]["x"]), arr(eig["data"][1]["y"])).to(torch.complex128)
     assert torch.allclose(z.abs().sort().values, run.eigenvalues.abs().sort().values, atol=1e-9)
     assert at.metric[0].value == f"{run.spectral_radius:.4f}"

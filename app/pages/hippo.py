@@ -67,7 +67,7 @@ def figures(formula: str, measure: str, N: int, t: float, theta: float):
                                  title=f"{name}, N = {N}, t = {tk:.2f} s: error {err:.1%}")
     errs = errors(formula, tk, theta)
     curve = error_vs_N({m: (list(e), list(e.values())) for m, e in errs.items()},
-                       title=f"Error against N, t = {tk:.2f} s")
+                       title="Error against N")
     times = explore.sample_times(T, L) + T / (2 * L)  # (L,) t_k = (k + 1)·dt
     heat = matrix_heatmap(c.T, title=f"{name} memory c_n(t)", x="time t (s)",
                           y="coefficient n", x_values=times, colorbar="c_n(t)")

@@ -26,15 +26,14 @@ with error_boundary("the home page"):
     dev = device()
     st.subheader("This machine")
     st.markdown(f"**{dev.summary()}**")
-    cols = st.columns(5)
     if dev.kind == "cuda":
         cells = [("Device", "GPU"), ("Streaming multiprocessors", f"{dev.multiprocessors}"),
                  ("GPU memory", f"{(dev.memory_bytes or 0) / 2**30:.0f} GiB"),
                  ("Compute capability", dev.capability or "?")]
     else:
-        cells = [("Device", "CPU only"), ("CPU cores", f"{os.cpu_count()}"), ("GPU memory", "none"), ("CUDA", "none")]
-    cells.append(("torch · Triton", f"{torch.__version__.split('+')[0]} · {dev.triton or 'none'}"))
-    for c, (label, value) in zip(cols, cells):
+        cells = [("Device", "CPU only"), ("CPU cores", f"{os.cpu_count()}"), ("GPU memory", "none")]
+    cells += [("torch", torch.__version__.split("+")[0]), ("Triton", dev.triton or "none")]
+    for c, (label, value) in zip(st.columns(len(cells)), cells):
         c.metric(label, value)
     st.caption(f"Triton kernels here: {dev.triton_mode}. The explorer pages run on any CPU; kernel timing needs a GPU.")
 

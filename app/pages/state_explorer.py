@@ -77,7 +77,7 @@ def lti_figures(system, N, seed, dt, method, kind, L, text):
     kernel.update_xaxes(title_text="time lag l·Δ (s)")
     rho = run.spectral_radius
     eig = eigenvalues_vs_unit_circle({"eig(Ab)": run.eigenvalues}, limit=max(1.15, min(1.05 * rho, 4.0)),
-                                     title=f"Eigenvalues of Ab, ρ = {rho:.3f}")
+                                     title="Eigenvalues of Ab")
     return player, io, kernel, eig, rho, n
 
 
