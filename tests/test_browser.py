@@ -3,7 +3,7 @@
 Starts `mamba-edu app` headless on a free port and opens every page of the navigation in chromium:
 the page renders without an exception, its plots are drawn by plotly.js (`.js-plotly-plot .main-svg`),
 and one interaction (the first slider one step to the right, else the first select box) changes a
-plot. A screenshot of each page goes to build/screenshots/<page>.png; with
+plot; on the state explorer the player's ▶ button animates the state. A screenshot of each page goes to build/screenshots/<page>.png; with
 MAMBA_EDU_UPDATE_SCREENSHOTS=1 the ones the README shows are also copied to docs/img/.
 Skipped only where chromium is not installed (CI installs it: see .ci/run and the Makefile).
 """
@@ -142,6 +142,15 @@ def test_page_renders_plots_and_reacts(app_url, browser, info):
         else:
             page.wait_for_selector(PLOTS, timeout=30_000)
         _screenshot(page, stem)  # at the default settings
+        if stem == "state_explorer":  # the state player's ▶ animates the state bars in the browser (no rerun)
+            player = page.locator(".js-plotly-plot").first
+            state_now = "e => JSON.stringify([e.data[1].x, e.data[2].y])"
+            before = player.evaluate(state_now)
+            player.locator(".updatemenu-button").first.click()
+            page.wait_for_timeout(1500)
+            assert player.evaluate(state_now) != before
+            player.locator(".updatemenu-button").nth(1).click()  # pause, so that only the rerun changes plots below
+            page.wait_for_timeout(300)
         if info.file != "home.py":
             before = _plots_html(page)
             how = _interact(page)
