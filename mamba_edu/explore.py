@@ -110,6 +110,11 @@ def make_input(kind: str, L: int = 256, *, seed: int = 0, text: str = "", vocab_
     """
     func = "make_input"
     check_choice(func, "kind", kind, INPUTS)
+    if kind == "text":  # its own length, whatever L says
+        tokens = text_to_tokens(text, vocab_size, task)                   # (l,)
+        if tokens.numel() == 0:
+            fail(func, "text", "at least one character", "an empty text")
+        return tokens.to(F64) / (vocab_size - 1), tokens
     L = check_int(func, "L", L)
     check_int(func, "seed", seed, minimum=0)
     k = torch.arange(L, dtype=F64)                                        # (l,)
@@ -122,14 +127,9 @@ def make_input(kind: str, L: int = 256, *, seed: int = 0, text: str = "", vocab_
         return torch.sin(2 * math.pi * cycles * k / L), None
     if kind == "noise":
         return torch.randn(L, generator=torch.Generator().manual_seed(seed), dtype=F64), None
-    if kind == "selective-copy":
-        check_int(func, "L", L, minimum=n_data + 1)
-        tokens = tasks.selective_copying(1, seq_len=L - n_data, n_data=n_data, vocab_size=vocab_size,
-                                         seed=seed).tokens[0]             # (l,)
-    else:
-        tokens = text_to_tokens(text, vocab_size, task)                   # (l,)
-        if tokens.numel() == 0:
-            fail(func, "text", "at least one character", "an empty text")
+    check_int(func, "L", L, minimum=n_data + 1)  # selective copying: L − n_data noisy tokens, then the markers
+    tokens = tasks.selective_copying(1, seq_len=L - n_data, n_data=n_data, vocab_size=vocab_size,
+                                     seed=seed).tokens[0]                 # (l,)
     return tokens.to(F64) / (vocab_size - 1), tokens
 
 

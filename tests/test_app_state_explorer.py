@@ -209,3 +209,13 @@ def test_trained_model_last_channel_and_typed_text():
 def test_induction_model():
     at = page(se_system="trained Mamba: induction-mamba")
     check_selective(at, "induction-mamba")
+
+
+def test_empty_text_is_a_message_not_a_traceback():
+    at = page(se_input="text")
+    at.text_input(key="se_text").set_value("").run()
+    assert not at.exception and not at.get("plotly_chart")
+    assert "argument 'text' must be at least one character; got an empty text" in at.error[0].value
+    at = page(se_system="trained Mamba: copy-mamba", se_source="text")
+    at.text_input(key="se_text_selective-copy").set_value("").run()
+    assert not at.exception and "the text is empty" in at.error[0].value
