@@ -173,9 +173,17 @@ def kept(trace: LayerTrace, t: int | None = None) -> torch.Tensor:
     return survive * tr.w[..., :t + 1] * tr.u[:, :, None, :t + 1].to(tr.w.dtype)  # (b, d, n, t+1)
 
 
-def kept_norm(trace: LayerTrace, t: int | None = None) -> torch.Tensor:
-    """‖c_s‖ over all channels and entries: how much of what token s wrote is still in h_t.  (b, t+1)"""
-    return kept(trace, t).abs().pow(2).sum((1, 2)).sqrt()  # (b, t+1)
+def kept_norm(trace: LayerTrace, t: int | None = None, channels=None) -> torch.Tensor:
+    """‖c_s‖ over the channels (all, or the indices `channels`) and their entries: how much of what
+    token s wrote is still in h_t.  (b, t+1)"""
+    c = kept(trace, t)  # (b, d, n, t+1)
+    if channels is not None:
+        idx = torch.as_tensor(channels, dtype=torch.int64).reshape(-1)  # (k,)
+        d = c.shape[1]
+        if idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= d:
+            fail("kept_norm", "channels", f"channel indices in [0, {d})", idx.tolist())
+        c = c[:, idx]  # (b, k, n, t+1)
+    return c.abs().pow(2).sum((1, 2)).sqrt()  # (b, t+1)
 
 
 def transfer(a: torch.Tensor) -> torch.Tensor:

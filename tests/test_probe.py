@@ -63,6 +63,9 @@ def test_kept_parts_add_up_to_the_state(mixer):
         torch.testing.assert_close(c.sum(-1), tr.h[..., t], rtol=1e-4, atol=1e-5)
     kn = probe.kept_norm(tr)
     assert kn.shape == (2, 11)
+    k2 = probe.kept_norm(tr, 10, channels=[0, 2])
+    torch.testing.assert_close(k2, probe.kept(tr, 10)[:, [0, 2]].abs().pow(2).sum((1, 2)).sqrt())
+    assert (k2 <= kn + 1e-6).all()
     torch.testing.assert_close(kn[:, -1], (tr.w[..., -1] * tr.u[:, :, None, -1]).abs().pow(2).sum((1, 2)).sqrt())
     torch.testing.assert_close(probe.state_norm(tr)[:, 3], tr.h[..., 3].abs().pow(2).sum((1, 2)).sqrt())
 
@@ -131,6 +134,8 @@ def test_bad_inputs_are_refused():
         probe.kept(tr, 11)
     with pytest.raises(ValueError, match="'channel'"):
         probe.mixing_matrix(tr, 16)
+    with pytest.raises(ValueError, match="'channels'"):
+        probe.kept_norm(tr, channels=[16])
     with pytest.raises(ValueError, match="'trace'"):
         probe.state_norm(tr.h)
     with pytest.raises(ValueError, match="'a'"):

@@ -99,7 +99,9 @@ def test_extrapolation_curve_separates_lengths_not_run():
     fig = extrapolation_curve(rows, train_len=64, chance=1 / 15)
     d = spec(fig)
     names = [t["name"] for t in d["data"]]
-    assert names == ["ssm", "attention", "attention: not run"]
+    assert names == ["ssm", "attention", "attention: not run", "training length"]
+    np.testing.assert_allclose(arr(d["data"][3]["x"]), [64, 64])
+    assert d["layout"]["xaxis"]["tickvals"] == [64, 128, 256]
     np.testing.assert_allclose(arr(d["data"][1]["y"]), [90.0, 40.0])
     np.testing.assert_allclose(arr(d["data"][1]["x"]), [64, 128])
     assert d["data"][2]["text"] == ["too slow (predicted 83 s > budget 30 s)"]

@@ -29,7 +29,7 @@ from .. import tasks
 from ._style import COLORS, style
 
 # role -> (code, colour). Answers are drawn green when right and red when wrong.
-ROLES = {"noise": (0, "#e5e7eb"), "data": (1, COLORS[0]), "marker": (2, COLORS[4]), "filler": (3, "#f3f4f6"),
+ROLES = {"noise": (0, "#cbd5e1"), "data": (1, COLORS[0]), "marker": (2, COLORS[4]), "filler": (3, "#d6d3d1"),
          "trigger": (4, COLORS[3]), "key": (5, COLORS[0]), "right": (6, COLORS[2]), "wrong": (7, COLORS[1])}
 _COLORSCALE = [[i / (len(ROLES) - 1), c] for i, (_, (_, c)) in enumerate(sorted(ROLES.items(), key=lambda r: r[1][0]))]
 
@@ -175,13 +175,14 @@ def extrapolation_curve(rows: Mapping[str, Sequence[Mapping]], train_len: int | 
                                      name=f"{name}: not run", mode="markers",
                                      marker=dict(symbol="x", size=10, color=color), text=[r["status"] for r in skipped],
                                      hovertemplate="L = %{x}: %{text}<extra></extra>"))
-    if train_len is not None:
-        fig.add_vline(x=train_len, line=dict(color="#6b7280", dash="dash"), annotation_text="training length",
-                      annotation_position="top right")
+    if train_len is not None:  # a trace, so that the legend names it
+        fig.add_trace(go.Scatter(x=[train_len, train_len], y=[-5, 105], mode="lines", name="training length",
+                                 line=dict(color="#6b7280", dash="dash", width=1), hoverinfo="skip"))
     if chance is not None:
         fig.add_hline(y=100 * chance, line=dict(color="#6b7280", dash="dot"), annotation_text="chance",
                       annotation_position="bottom right")
-    fig.update_xaxes(type="log", dtick=0.30102999566, tickformat=",d")  # one tick per doubling
+    lengths = sorted({int(r["length"]) for rs in rows.values() for r in rs} | ({int(train_len)} if train_len else set()))
+    fig.update_xaxes(type="log", tickvals=lengths, ticktext=[f"{n:,}" for n in lengths])  # a tick per length
     fig.update_yaxes(range=[-5, 105])
     return style(fig, title, x="sequence length L (tokens, log scale)", y="accuracy (%)", height=height)
 
