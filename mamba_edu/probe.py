@@ -153,6 +153,26 @@ def channel_selectivity(trace: LayerTrace) -> torch.Tensor:
     return log_delta.std(dim=-1, unbiased=False).mean(0).float()  # (d,)
 
 
+def most_selective(trace: LayerTrace, k: int) -> torch.Tensor:
+    """The indices of the k channels whose Δ varies most over the tokens (`channel_selectivity`),
+    most selective first.  (k,) int64"""
+    sel = channel_selectivity(trace)  # (d,)
+    check_int("most_selective", "k", k)
+    if k > sel.numel():
+        fail("most_selective", "k", f"at most the number of channels d = {sel.numel()}", k)
+    return sel.argsort(descending=True, stable=True)[:k]  # (k,)
+
+
+def typical_delta(trace: LayerTrace, channels=None) -> torch.Tensor:
+    """The geometric mean of max(Δ, DELTA_FLOOR) over the channels (all, or the indices `channels`),
+    per token: one typical step size per token.  (b, l)"""
+    tr = _check_trace("typical_delta", trace)
+    delta = tr.delta  # (b, d, l)
+    if channels is not None:
+        delta = delta[:, torch.as_tensor(channels, dtype=torch.int64).reshape(-1)]  # (b, k, l)
+    return torch.exp(torch.log(delta.double().clamp_min(DELTA_FLOOR)).mean(1)).float()  # (b, l)
+
+
 def kept(trace: LayerTrace, t: int | None = None) -> torch.Tensor:
     """c_s = P[t, s]·w_s·u_s for s ≤ t: the part of the state h_t written by token s.  (b, d, n, t+1)
 
@@ -238,5 +258,5 @@ def toeplitz_gap(M: torch.Tensor) -> float:
     return float(gap.max()) / scale if gap.numel() else 0.0
 
 
-__all__ = ["LayerTrace", "trace_layer", "ssm_output", "state_norm", "channel_selectivity", "kept", "kept_norm",
+__all__ = ["LayerTrace", "trace_layer", "ssm_output", "state_norm", "channel_selectivity", "most_selective", "typical_delta", "kept", "kept_norm",
            "transfer", "mixing_matrix", "toeplitz_gap", "MAX_TRANSFER_ELEMENTS", "DELTA_FLOOR"]

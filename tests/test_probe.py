@@ -52,6 +52,18 @@ def test_s4d_trace_is_time_invariant_and_matches_the_convolution():
         want = lti.causal_conv(tr.u, mixer.kernel(tr.u.shape[-1]))  # (b, d, l)
     torch.testing.assert_close(probe.ssm_output(tr), want, rtol=1e-4, atol=1e-5)
     assert probe.channel_selectivity(tr).abs().max() == 0
+    torch.testing.assert_close(probe.typical_delta(tr)[0], torch.exp(torch.log(tr.delta[0]).mean(0)).expand(11))
+
+
+def test_most_selective_channels_and_typical_delta():
+    tr = probe.trace_layer(tiny("mamba"), tokens(), 0)
+    sel = probe.channel_selectivity(tr)
+    top = probe.most_selective(tr, 5)
+    assert top.tolist() == sel.argsort(descending=True)[:5].tolist() and sel[top[0]] == sel.max()
+    want = torch.exp(torch.log(tr.delta[:, top].double()).mean(1)).float()  # (b, l)
+    torch.testing.assert_close(probe.typical_delta(tr, top), want)
+    with pytest.raises(ValueError, match="'k'"):
+        probe.most_selective(tr, 17)
 
 
 @pytest.mark.parametrize("mixer", ["mamba", "s4d"])
