@@ -389,8 +389,53 @@ def ssd_flops(L: int, heads: int, head_dim: int, d_state: int, chunk: int, batch
     return {"scan": scan, "chunked": chunked}
 
 
+MATMUL_OPS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::addbmm", "aten::_scaled_mm")
+
+
+def matmul_time_split(fn, repeat: int = 3, warmup: int = 1) -> dict[str, float]:
+    """Where the time of `fn()` goes: {"matrix products": s, "everything else": s} per call.
+
+    Runs `fn` under the PyTorch profiler and adds up each operator's own ("self") time: the device
+    time of its kernels when `fn` ran any on a GPU, else its CPU time. Matrix products are the operators of
+    MATMUL_OPS (einsum and matmul dispatch to them); everything else (elementwise work, exp,
+    cumulative sums, copies for layout changes) is the rest. Profiling adds a little overhead,
+    so the two parts sum to about, not exactly, the plain run time.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    from .hardware import _stderr_silenced  # the profiler's C++ side prints start/stop lines to stderr
+
+    check_int("matmul_time_split", "repeat", repeat)
+    check_int("matmul_time_split", "warmup", warmup, minimum=0)
+    cuda = torch.cuda.is_available()
+    for _ in range(warmup):
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with _stderr_silenced(), profile(activities=acts) as prof:
+        for _ in range(repeat):
+            fn()
+        if cuda:
+            torch.cuda.synchronize()
+    from torch.autograd import DeviceType
+
+    # operators only: a kernel also appears as its own event, and its time is already its operator's
+    events = [ev for ev in prof.key_averages() if ev.device_type == DeviceType.CPU]
+    on_device = cuda and sum(getattr(ev, "self_device_time_total", 0.0) for ev in events) > 0
+    mm = other = 0.0
+    for ev in events:
+        t = (getattr(ev, "self_device_time_total", 0.0) if on_device else ev.self_cpu_time_total) * 1e-6  # µs → s
+        if ev.key in MATMUL_OPS:
+            mm += t
+        else:
+            other += t
+    return {"matrix products": mm / repeat, "everything else": other / repeat}
+
+
 __all__ = [
     "check_ssd_args", "per_head", "ssd_scan_ref", "segsum", "decay_matrix", "semiseparable_matrix",
     "ssd_by_matrix", "attention_matrix", "to_chunks", "ssd_diagonal_blocks", "ssd_chunk_states",
-    "ssd_state_passing", "ssd_off_diagonal_blocks", "ssd_chunked", "block_ranks", "ssd_flops",
+    "ssd_state_passing", "ssd_off_diagonal_blocks", "ssd_chunked", "block_ranks", "ssd_flops", "MATMUL_OPS",
+    "matmul_time_split",
 ]

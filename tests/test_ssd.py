@@ -159,6 +159,17 @@ def test_matmul_flops_are_what_torch_counts(L, q):
     assert ssd.ssd_flops(L, h, p, n, q, batch=3)["chunked"]["matmul"] == 3 * counts["chunked"]["matmul"]
 
 
+def test_matmul_time_split_attributes_time_to_matrix_products():
+    x, dt, A, B, C, _, _ = inputs(b=1, l=64, h=2, p=8, n=8, g=0, dtype=torch.float32)
+    chunked = ssd.matmul_time_split(lambda: ssd.ssd_chunked(x, dt, A, B, C, chunk=16), repeat=2)
+    assert set(chunked) == {"matrix products", "everything else"}
+    assert chunked["matrix products"] > 0 and chunked["everything else"] > 0
+    scan = ssd.matmul_time_split(lambda: ssd.ssd_scan_ref(x[:, :8], dt[:, :8], A, B[:, :8], C[:, :8]), repeat=1)
+    assert scan["matrix products"] == 0 and scan["everything else"] > 0
+    mm = ssd.matmul_time_split(lambda: torch.randn(64, 64) @ torch.randn(64, 64), repeat=2, warmup=0)
+    assert mm["matrix products"] > 0
+
+
 def test_to_chunks_pads_the_end():
     t = torch.arange(10.0).reshape(1, 5, 2)
     c = ssd.to_chunks(t, 2)

@@ -58,7 +58,7 @@ def check_block_parameters(fn, quiet: bool = False) -> Verdict:
     MambaBlock(d_model, d_state, d_conv, expand, dt_rank), compared with the block's own tensors."""
     cases = [_count_case(16, 4, 4, 2, 1), _count_case(64, 16, 4, 2, 4), _count_case(24, 8, 3, 3, 5),
              _count_case(2560, 16, 4, 2, math.ceil(2560 / 16))]
-    return run_check("mamba_block_parameters", fn, cases, quiet=quiet)
+    return run_check("block_parameter_count", fn, cases, quiet=quiet)
 
 
 # ----------------------------------------------------------------------------------------------

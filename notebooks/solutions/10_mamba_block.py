@@ -9,7 +9,7 @@ from mamba_edu.exercises.block import check_block_parameters, check_greedy_gener
 # Exercise 1: a Mamba block's parameters --------------------------------------------------------
 
 
-def mamba_block_parameters(d_model, d_state, d_conv, expand, dt_rank):
+def block_parameter_count(d_model, d_state, d_conv, expand, dt_rank):
     d, n, k, r = d_model, d_state, d_conv, dt_rank
     e = expand * d
     return (d * 2 * e                # in_proj: x and z branches, no bias
@@ -20,15 +20,15 @@ def mamba_block_parameters(d_model, d_state, d_conv, expand, dt_rank):
             + e * d)                 # out_proj
 
 
-def mamba_block_parameters_no_biases(d_model, d_state, d_conv, expand, dt_rank):
-    return mamba_block_parameters(d_model, d_state, d_conv, expand, dt_rank) - 2 * expand * d_model
+def block_parameter_count_no_biases(d_model, d_state, d_conv, expand, dt_rank):
+    return block_parameter_count(d_model, d_state, d_conv, expand, dt_rank) - 2 * expand * d_model
 
 
-def mamba_block_parameters_single_in_proj(d_model, d_state, d_conv, expand, dt_rank):
-    return mamba_block_parameters(d_model, d_state, d_conv, expand, dt_rank) - d_model * expand * d_model
+def block_parameter_count_single_in_proj(d_model, d_state, d_conv, expand, dt_rank):
+    return block_parameter_count(d_model, d_state, d_conv, expand, dt_rank) - d_model * expand * d_model
 
 
-def mamba_block_parameters_projections_only(d_model, d_state, d_conv, expand, dt_rank):
+def block_parameter_count_projections_only(d_model, d_state, d_conv, expand, dt_rank):
     return 3 * expand * d_model * d_model
 
 
@@ -113,8 +113,8 @@ def greedy_generate_new_only(model, prompt, n_new):
 
 
 EXERCISES = [
-    (check_block_parameters, mamba_block_parameters,
-     [mamba_block_parameters_no_biases, mamba_block_parameters_single_in_proj, mamba_block_parameters_projections_only]),
+    (check_block_parameters, block_parameter_count,
+     [block_parameter_count_no_biases, block_parameter_count_single_in_proj, block_parameter_count_projections_only]),
     (check_mamba_step, mamba_step, [mamba_step_no_silu, mamba_step_no_gate, mamba_step_stale_window]),
     (check_greedy_generate, greedy_generate,
      [greedy_generate_fresh_state, greedy_generate_first_prompt_token, greedy_generate_new_only]),
