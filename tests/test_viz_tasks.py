@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import pytest
-import torch
 
 from mamba_edu import tasks
 from mamba_edu.viz.tasks import (ROLES, accuracy_bars, extrapolation_curve, results_table, task_sequence,
