@@ -35,6 +35,7 @@ class Implementation:
     needs_gpu: bool = False
     needs_triton: bool = False
     needs_package: str | None = None  # e.g. "mamba_ssm" for the official kernel
+    has_backward: bool = True  # differentiable (autograd) or forward only
 
     def available(self, device: str | torch.device = "cpu") -> tuple[bool, str]:
         """Whether this implementation can run on `device` here, and if not, why not."""
@@ -63,6 +64,21 @@ _REGISTRY: dict[str, Implementation] = {
     "parallel": Implementation(
         "parallel", "PyTorch parallel scan over materialised (batch, dim, L, N) tensors, chunked over L",
         "mamba_edu.selective:selective_scan_parallel", hardware.materialised_bytes),
+    "triton_simple": Implementation(
+        "triton_simple", "Triton, one time step per loop iteration, state in registers (the teaching kernel)",
+        "mamba_edu.kernels.selective_scan_simple:selective_scan_simple", hardware.fused_bytes,
+        needs_triton=True, has_backward=False),
+    "triton_scan": Implementation(
+        "triton_scan", "Triton scan over (batch, dim, L, N) tensors that PyTorch materialises in HBM (unfused)",
+        "mamba_edu.kernels.scan_unfused:selective_scan_triton_scan", hardware.triton_scan_bytes,
+        needs_triton=True, has_backward=False),
+    "fused": Implementation(
+        "fused", "Triton: discretisation, chunked scan, C-projection and gate in one kernel; backward recomputes",
+        "mamba_edu.kernels.fused_op:selective_scan_fused", hardware.fused_bytes, needs_triton=True),
+    "official": Implementation(
+        "official", "the official mamba-ssm CUDA kernel (only where the mamba_ssm package is installed)",
+        "mamba_ssm.ops.selective_scan_interface:selective_scan_fn", hardware.fused_bytes,
+        needs_gpu=True, needs_package="mamba_ssm"),
 }
 
 

@@ -1,0 +1,66 @@
+"""What every Triton wrapper does before a launch: validate, normalise shapes, choose block sizes.
+
+Glossary (as in `mamba_edu.selective`)
+    b, d, l, n, g   batch, channels, sequence length, state size, groups of B/C
+    BLOCK_D         channels one program handles (a power of two that divides d/g when g > 1,
+                    so that one program's channels share one B_t and one C_t)
+    BLOCK_N         n rounded up to a power of two (Triton tiles have power-of-two sizes; the
+                    padded state entries get A = 0, B = 0, C = 0 and stay 0)
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from mamba_edu._checks import fail
+from mamba_edu.selective import check_selective_scan_args
+
+KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MAX_N = 256
+
+
+def next_pow2(x: int) -> int:
+    return 1 << max(0, (int(x) - 1).bit_length())
+
+
+def check_can_launch(func: str, u: torch.Tensor) -> None:
+    """A Triton kernel runs on a CUDA tensor, or on a CPU tensor under TRITON_INTERPRET=1."""
+    if u.device.type == "cuda":
+        return
+    if u.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1":
+        return
+    fail(func, "u", "a CUDA tensor (or a CPU tensor with TRITON_INTERPRET=1 set before Python starts)",
+         f"a tensor on {u.device}")
+
+
+def prepare(func: str, u, delta, A, B, C, D=None, z=None, delta_bias=None):
+    """Validate against the contract and return (b, d, l, n, g, B4, C4) with B, C as (b, g, n, l) views."""
+    b, d, l, n, g = check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias, func=func)
+    check_can_launch(func, u)
+    for name, t in (("u", u), ("delta", delta), ("B", B), ("C", C), ("z", z)):
+        if t is not None and t.dtype not in KERNEL_DTYPES:
+            fail(func, name, "float16, bfloat16 or float32 (the kernels keep the state in float32; "
+                             "use impl='naive' or 'parallel' for float64)", t.dtype)
+    if n > MAX_N:
+        fail(func, "A", f"of shape (dim, N) with N <= {MAX_N}", f"N = {n}")
+    B4 = B if B.dim() == 4 else B.unsqueeze(1)  # (b, g, n, l), a view
+    C4 = C if C.dim() == 4 else C.unsqueeze(1)  # (b, g, n, l), a view
+    return b, d, l, n, g, B4, C4
+
+
+def block_d(d: int, g: int, wanted: int) -> int:
+    """The largest power of two <= wanted that divides d/g (any power of two when g == 1)."""
+    if g == 1:
+        return min(wanted, next_pow2(d))
+    per_group = d // g
+    bd = 1
+    while bd * 2 <= wanted and per_group % (bd * 2) == 0:
+        bd *= 2
+    return bd
+
+
+def strides(t: torch.Tensor | None, ndim: int) -> tuple[int, ...]:
+    """The tensor's strides, or zeros for an absent optional tensor."""
+    return tuple(t.stride()) if t is not None else (0,) * ndim

@@ -1,0 +1,171 @@
+"""`selective_scan_fused`: the fused Triton kernels as a PyTorch operator with autograd.
+
+    forward    one launch of `_fused_fwd_kernel`: writes out (b, d, l), the last state (b, d, n)
+               and, when a gradient will be needed, one state per chunk (b, d, l/BLOCK_L, n)
+    backward   one launch of `_fused_bwd_kernel` (recomputes the states chunk by chunk), then
+               PyTorch sums the small per-program partials of dA, dB, dC, dD, d(delta_bias)
+
+Both are registered with `torch.library.custom_op` ("mamba_edu::selective_scan_fwd" and
+"mamba_edu::selective_scan_bwd") with fake implementations, so `torch.compile` can trace a model
+that calls them without looking inside the kernels.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import triton
+from torch import Tensor
+
+from ._prep import block_d, next_pow2, prepare, strides
+from .selective_scan_fused import _fused_bwd_kernel, _fused_fwd_kernel
+
+FUNC = "selective_scan_fused"
+
+
+def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, backward: bool = False) -> dict:
+    """Block sizes and warps for a launch (measured on an H100; see results/bench/NOTES.md).
+
+    BLOCK_L is the chunk length: forward and backward must use the same (the checkpoints are per
+    chunk). On a CPU under the interpreter, small blocks keep the Python-level emulation fast.
+    """
+    bn = next_pow2(n)
+    if device.type != "cuda":
+        return dict(BLOCK_D=block_d(d, g, 4), BLOCK_N=bn, BLOCK_L=16, num_warps=1)
+    bl = 64 if bn <= 16 else 32 if bn <= 64 else 16
+    want = (8 if backward else 16) if bn <= 16 else 4 if bn <= 64 else 2
+    return dict(BLOCK_D=block_d(d, g, want), BLOCK_N=bn, BLOCK_L=bl, num_warps=4)
+
+
+def _opt(t: Optional[Tensor], like: Tensor) -> Tensor:
+    """A stand-in pointer for an absent optional tensor (never read: its HAS_* flag is off)."""
+    return t.contiguous() if t is not None else like
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward
+# ----------------------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("mamba_edu::selective_scan_fwd", mutates_args=())
+def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
+                       z: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool,
+                       save_checkpoints: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """(out (b, d, l), last state (b, d, n) fp32, checkpoints (b, d, chunks, n) fp32 or empty)."""
+    b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
+    cfg = config(b, d, l, n, g, u.device)
+    n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
+    out = torch.empty_like(u, memory_format=torch.contiguous_format)  # (b, d, l)
+    last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
+    shape = (b, d, n_chunks, n) if save_checkpoints else (0,)
+    ckpt = torch.empty(shape, device=u.device, dtype=torch.float32)
+    grid = (triton.cdiv(d, cfg["BLOCK_D"]), b)
+    _fused_fwd_kernel[grid](
+        u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out, last, ckpt,
+        d, l, n, d // g, n_chunks,
+        *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *out.stride(),
+        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
+        STORE_LAST=True, STORE_CKPT=save_checkpoints, **cfg,
+    )
+    return out, last, ckpt
+
+
+@selective_scan_fwd.register_fake
+def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_checkpoints):
+    b, d, l, n = u.shape[0], u.shape[1], u.shape[2], A.shape[1]
+    bl = config(b, d, l, n, B.shape[1], u.device)["BLOCK_L"]
+    shape = (b, d, triton.cdiv(l, bl), n) if save_checkpoints else (0,)
+    return (torch.empty_like(u, memory_format=torch.contiguous_format),
+            u.new_empty(b, d, n, dtype=torch.float32), u.new_empty(shape, dtype=torch.float32))
+
+
+# ----------------------------------------------------------------------------------------------
+# Backward
+# ----------------------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("mamba_edu::selective_scan_bwd", mutates_args=())
+def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
+                       z: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool, ckpt: Tensor,
+                       dout: Tensor, dlast: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor,
+                                                                         Tensor, Tensor, Tensor]:
+    """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); an absent input's gradient is an empty tensor."""
+    b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
+    cfg = config(b, d, l, n, g, u.device)
+    bd = block_d(d, g, config(b, d, l, n, g, u.device, backward=True)["BLOCK_D"])
+    cfg["BLOCK_D"] = bd
+    n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
+    n_dblocks = triton.cdiv(d, bd)
+    dout = dout.contiguous()
+    f32 = dict(device=u.device, dtype=torch.float32)
+    du = torch.empty(b, d, l, device=u.device, dtype=u.dtype)  # (b, d, l)
+    ddelta = torch.empty(b, d, l, device=u.device, dtype=delta.dtype)  # (b, d, l)
+    dz = torch.empty(b, d, l, device=u.device, dtype=z.dtype) if z is not None else u.new_empty(0)
+    dA_part = torch.empty(b, d, n, **f32)  # (b, d, n): summed over the batch below
+    dB_part = torch.empty(b, n_dblocks, n, l, **f32)  # (b, blocks, n, l): summed per group below
+    dC_part = torch.empty(b, n_dblocks, n, l, **f32)
+    dD_part = torch.empty(b, d, **f32)
+    dbias_part = torch.empty(b, d, **f32)
+    grid = (n_dblocks, b)
+    _fused_bwd_kernel[grid](
+        u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), dout,
+        dlast.contiguous() if dlast is not None else u, ckpt,
+        du, ddelta, dz if z is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part,
+        d, l, n, d // g, n_chunks, n_dblocks,
+        *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *dout.stride(),
+        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
+        HAS_DLAST=dlast is not None, **cfg,
+    )
+    # the channel blocks of one group share that group's B_t and C_t: add their partials
+    dB = dB_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(B.dtype)  # (b, g, n, l)
+    dC = dC_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(C.dtype)
+    dA = dA_part.sum(0).to(A.dtype)  # (d, n)
+    dD = dD_part.sum(0).to(D.dtype) if D is not None else u.new_empty(0)
+    dbias = dbias_part.sum(0).to(delta_bias.dtype) if delta_bias is not None else u.new_empty(0)
+    return du, ddelta, dA, dB, dC, dD, dz, dbias
+
+
+@selective_scan_bwd.register_fake
+def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt, dout, dlast):
+    e = u.new_empty(0)
+    return (torch.empty_like(u), torch.empty_like(delta), torch.empty_like(A), torch.empty_like(B),
+            torch.empty_like(C), torch.empty_like(D) if D is not None else e,
+            torch.empty_like(z) if z is not None else e,
+            torch.empty_like(delta_bias) if delta_bias is not None else e)
+
+
+def _setup_context(ctx, inputs, output):
+    u, delta, A, B, C, D, z, delta_bias, delta_softplus, _ = inputs
+    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, output[2])
+    ctx.delta_softplus = delta_softplus
+
+
+def _backward(ctx, dout, dlast, _dckpt):
+    u, delta, A, B, C, D, z, delta_bias, ckpt = ctx.saved_tensors
+    if ckpt.numel() == 0:
+        raise RuntimeError("selective_scan_fused: no checkpoints were saved (the forward ran without grad).")
+    if dout is None:
+        dout = torch.zeros_like(u)
+    grads = selective_scan_bwd(u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, ckpt, dout, dlast)
+    du, ddelta, dA, dB, dC, dD, dz, dbias = grads
+    return (du, ddelta, dA, dB, dC, dD if D is not None else None, dz if z is not None else None,
+            dbias if delta_bias is not None else None, None, None)
+
+
+selective_scan_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+# ----------------------------------------------------------------------------------------------
+# The registered implementation
+# ----------------------------------------------------------------------------------------------
+
+
+def selective_scan_fused(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                         return_last_state=False):
+    """The selective scan (contract in DESIGN.md) by the fused Triton kernel, differentiable."""
+    b, d, l, n, g, B4, C4 = prepare(FUNC, u, delta, A, B, C, D, z, delta_bias)
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias))
+    out, last, _ = selective_scan_fwd(u, delta, A, B4, C4, D, z, delta_bias, bool(delta_softplus), needs_grad)
+    return (out, last) if return_last_state else out

@@ -1,0 +1,270 @@
+"""The fused selective scan in Triton: forward and backward, state never written to HBM.
+
+Read `selective_scan_simple.py` first: the same recurrence, one time step per iteration. This
+kernel makes two changes, both about moving data well:
+
+1. Chunks of time. Each loop iteration takes BLOCK_L time steps at once. The loads of u, Δ, z
+   (BLOCK_D, BLOCK_L) and B, C (BLOCK_N, BLOCK_L) are then contiguous along L (coalesced, wide)
+   and issued together, instead of a few scattered values per step.
+2. A parallel scan inside the chunk. Within a chunk the recurrence h_t = a_t·h_{t-1} + b_t with
+   a_t = exp(Δ_t·A), b_t = Δ_t·B_t·u_t is solved by `tl.associative_scan` with the first-order
+   operator (a1, b1) ⊕ (a2, b2) = (a1·a2, a2·b1 + b2)  (chapter 07), which gives for every t of
+   the chunk  (Π_{s≤t} a_s, h_t assuming h = 0 before the chunk). The state carried in from the
+   previous chunk enters as  h_t = (Π_{s≤t} a_s)·h_carry + h_t|0.
+
+Per program (one sequence, BLOCK_D channels), per chunk:
+
+    HBM → registers   u, Δ, z (BLOCK_D, BLOCK_L); B, C (BLOCK_N, BLOCK_L)
+    on chip           softplus, a = exp2(Δ·A·log2 e), b = Δ·u·B  (BLOCK_D, BLOCK_N, BLOCK_L),
+                      the scan, y = Σ_n C·h, out = (y + D·u)·silu(z)
+    registers → HBM   out (BLOCK_D, BLOCK_L); for training, the state at the chunk's start
+                      (BLOCK_D, BLOCK_N): a checkpoint 1/BLOCK_L the size of all states
+
+The backward recomputes the states of one chunk from its checkpoint (the chunks run last to
+first), then runs the adjoint recurrence backwards in time, again as a scan:
+
+    g_t = ∂loss/∂h_t = C_t·dy_t + a_{t+1}·g_{t+1}         (reverse scan over (a_{t+1}, C_t·dy_t))
+
+and every gradient is a sum of products of g with things already on chip:
+
+    ∂/∂b_t = g_t                    →  du_t = Δ_t Σ_n g B_t,   dB_t = Σ_d g Δ_t u_t
+    ∂/∂a_t = g_t·h_{t-1}, and a_t·h_{t-1} = h_t − b_t  (no shift needed)
+                                    →  dA = Σ_{b,t} Δ_t g_t (h_t − b_t),
+                                       dΔ_t = Σ_n g (B_t u_t + A (h_t − b_t))
+    y_t = Σ_n C h                   →  dC_t = Σ_d dy_t h_t
+
+dB, dC (summed over the channels of a group), dA, dD and d(delta_bias) (summed over the batch and
+time) are reduced per program on chip and written as small per-program partial sums that
+PyTorch adds up: deterministic, no atomics. No (batch, dim, L, N) tensor is ever written.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634
+
+
+@triton.jit
+def first_order_combine(a1, b1, a2, b2):
+    """(a1, b1) then (a2, b2): the map h → a2·(a1·h + b1) + b2."""
+    return a1 * a2, a2 * b1 + b2
+
+
+@triton.jit
+def _softplus(x):
+    return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward
+# ----------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _fused_fwd_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, last_ptr, ckpt_ptr,
+    dim, L, N, dim_per_group, n_chunks,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
+    sz_b, sz_d, sz_l, so_b, so_d, so_l,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    STORE_LAST: tl.constexpr, STORE_CKPT: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    pid_b = tl.program_id(1)
+    pid_d = tl.program_id(0)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)  # (BD,)
+    offs_n = tl.arange(0, BLOCK_N)  # (BN,)
+    offs_l = tl.arange(0, BLOCK_L)  # (BL,)
+    mask_d = offs_d < dim
+    mask_n = offs_n < N
+    mask_dn = mask_d[:, None] & mask_n[None, :]
+    grp = (pid_d * BLOCK_D) // dim_per_group
+
+    # A·log2(e), so that exp(Δ·A) = exp2(Δ·A2): one multiply and one exp2 per element
+    A2 = tl.load(A_ptr + offs_d[:, None] * sA_d + offs_n[None, :] * sA_n, mask=mask_dn,
+                 other=0.0).to(tl.float32) * 1.4426950408889634  # (BD, BN)
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
+
+    u_base = u_ptr + pid_b * su_b + offs_d[:, None] * su_d  # (BD, 1)
+    dt_base = dt_ptr + pid_b * sdt_b + offs_d[:, None] * sdt_d
+    z_base = z_ptr + pid_b * sz_b + offs_d[:, None] * sz_d
+    o_base = out_ptr + pid_b * so_b + offs_d[:, None] * so_d
+    B_base = B_ptr + pid_b * sB_b + grp * sB_g + offs_n[:, None] * sB_n  # (BN, 1)
+    C_base = C_ptr + pid_b * sC_b + grp * sC_g + offs_n[:, None] * sC_n
+    ck_base = ckpt_ptr + ((pid_b * dim + offs_d[:, None]) * n_chunks) * N + offs_n[None, :]  # (BD, BN)
+
+    h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # the state carried from chunk to chunk
+    for c in range(0, n_chunks):
+        t = c * BLOCK_L + offs_l  # (BL,)
+        mask_l = t < L
+        m_dl = mask_d[:, None] & mask_l[None, :]  # (BD, BL)
+        m_nl = mask_n[:, None] & mask_l[None, :]  # (BN, BL)
+        if STORE_CKPT:
+            tl.store(ck_base + c * N, h, mask=mask_dn)  # the state before this chunk
+        # HBM → registers: one chunk of every input, contiguous along L
+        u = tl.load(u_base + t[None, :] * su_l, mask=m_dl, other=0.0).to(tl.float32)  # (BD, BL)
+        dt = tl.load(dt_base + t[None, :] * sdt_l, mask=m_dl, other=0.0).to(tl.float32)  # (BD, BL)
+        Bc = tl.load(B_base + t[None, :] * sB_l, mask=m_nl, other=0.0).to(tl.float32)  # (BN, BL)
+        Cc = tl.load(C_base + t[None, :] * sC_l, mask=m_nl, other=0.0).to(tl.float32)  # (BN, BL)
+        if HAS_BIAS:
+            dt += bias[:, None]
+        if SOFTPLUS:
+            dt = _softplus(dt)
+        dt = tl.where(m_dl, dt, 0.0)  # past the end: a = 1, b = 0, the state passes unchanged
+        # discretise: a = exp(Δ·A), b = Δ·u·B                                 (BD, BN, BL)
+        a = tl.exp2(dt[:, None, :] * A2[:, :, None])
+        bu = (dt * u)[:, None, :] * Bc[None, :, :]
+        # scan over the chunk, then add the carried state
+        a_cum, h_in = tl.associative_scan((a, bu), axis=2, combine_fn=first_order_combine)
+        hs = a_cum * h[:, :, None] + h_in  # (BD, BN, BL): h_t for every t of the chunk
+        y = tl.sum(hs * Cc[None, :, :], axis=1)  # (BD, BL)
+        h = tl.sum(tl.where(offs_l[None, None, :] == BLOCK_L - 1, hs, 0.0), axis=2)  # (BD, BN): last step
+        if HAS_D:
+            y += Dv[:, None] * u
+        if HAS_Z:
+            z = tl.load(z_base + t[None, :] * sz_l, mask=m_dl, other=0.0).to(tl.float32)  # (BD, BL)
+            y *= z * tl.sigmoid(z)
+        tl.store(o_base + t[None, :] * so_l, y, mask=m_dl)  # registers → HBM: out only
+    if STORE_LAST:
+        tl.store(last_ptr + (pid_b * dim + offs_d[:, None]) * N + offs_n[None, :], h, mask=mask_dn)
+
+
+# ----------------------------------------------------------------------------------------------
+# Backward
+# ----------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _fused_bwd_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, dlast_ptr, ckpt_ptr,
+    du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    dim, L, N, dim_per_group, n_chunks, n_dblocks,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
+    sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_DLAST: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    pid_b = tl.program_id(1)
+    pid_d = tl.program_id(0)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)  # (BD,)
+    offs_n = tl.arange(0, BLOCK_N)  # (BN,)
+    offs_l = tl.arange(0, BLOCK_L)  # (BL,)
+    mask_d = offs_d < dim
+    mask_n = offs_n < N
+    mask_dn = mask_d[:, None] & mask_n[None, :]
+    grp = (pid_d * BLOCK_D) // dim_per_group
+
+    A = tl.load(A_ptr + offs_d[:, None] * sA_d + offs_n[None, :] * sA_n, mask=mask_dn, other=0.0).to(tl.float32)
+    A2 = A * 1.4426950408889634  # (BD, BN)
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
+
+    u_base = u_ptr + pid_b * su_b + offs_d[:, None] * su_d  # (BD, 1)
+    dt_base = dt_ptr + pid_b * sdt_b + offs_d[:, None] * sdt_d
+    z_base = z_ptr + pid_b * sz_b + offs_d[:, None] * sz_d
+    do_base = dout_ptr + pid_b * sdo_b + offs_d[:, None] * sdo_d
+    B_base = B_ptr + pid_b * sB_b + grp * sB_g + offs_n[:, None] * sB_n  # (BN, 1)
+    C_base = C_ptr + pid_b * sC_b + grp * sC_g + offs_n[:, None] * sC_n
+    ck_base = ckpt_ptr + ((pid_b * dim + offs_d[:, None]) * n_chunks) * N + offs_n[None, :]  # (BD, BN)
+    # du, dΔ, dz are contiguous (b, d, L); dB, dC partials are (b, n_dblocks, N, L) fp32
+    g_base = (pid_b * dim + offs_d[:, None]) * L  # (BD, 1)
+    part_base = ((pid_b * n_dblocks + pid_d) * N + offs_n[:, None]) * L  # (BN, 1)
+
+    # g beyond the end: ∂loss/∂(last state) when the last state was returned and used
+    if HAS_DLAST:
+        g_next = tl.load(dlast_ptr + (pid_b * dim + offs_d[:, None]) * N + offs_n[None, :], mask=mask_dn,
+                         other=0.0).to(tl.float32)  # (BD, BN)
+    else:
+        g_next = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+    dA_acc = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+    dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    for ci in range(0, n_chunks):
+        c = n_chunks - 1 - ci  # last chunk first
+        t = c * BLOCK_L + offs_l  # (BL,)
+        mask_l = t < L
+        m_dl = mask_d[:, None] & mask_l[None, :]
+        m_nl = mask_n[:, None] & mask_l[None, :]
+        tn = t + 1  # the next step, for a_{t+1}
+        m_dln = mask_d[:, None] & (tn < L)[None, :]
+        # HBM → registers
+        u = tl.load(u_base + t[None, :] * su_l, mask=m_dl, other=0.0).to(tl.float32)  # (BD, BL)
+        dt_raw = tl.load(dt_base + t[None, :] * sdt_l, mask=m_dl, other=0.0).to(tl.float32)
+        dtn = tl.load(dt_base + tn[None, :] * sdt_l, mask=m_dln, other=0.0).to(tl.float32)
+        dout = tl.load(do_base + t[None, :] * sdo_l, mask=m_dl, other=0.0).to(tl.float32)
+        Bc = tl.load(B_base + t[None, :] * sB_l, mask=m_nl, other=0.0).to(tl.float32)  # (BN, BL)
+        Cc = tl.load(C_base + t[None, :] * sC_l, mask=m_nl, other=0.0).to(tl.float32)
+        h0 = tl.load(ck_base + c * N, mask=mask_dn, other=0.0)  # (BD, BN): state before the chunk
+        if HAS_BIAS:
+            dt_raw += bias[:, None]
+            dtn += bias[:, None]
+        if SOFTPLUS:
+            dt = _softplus(dt_raw)
+            dtn = _softplus(dtn)
+        else:
+            dt = dt_raw
+        dt = tl.where(m_dl, dt, 0.0)
+        dtn = tl.where(m_dln, dtn, 0.0)
+        # recompute the chunk's states from its checkpoint                  (BD, BN, BL)
+        a = tl.exp2(dt[:, None, :] * A2[:, :, None])
+        dtu = dt * u  # (BD, BL)
+        bu = dtu[:, None, :] * Bc[None, :, :]
+        a_cum, h_in = tl.associative_scan((a, bu), axis=2, combine_fn=first_order_combine)
+        hs = a_cum * h0[:, :, None] + h_in
+        y = tl.sum(hs * Cc[None, :, :], axis=1)  # (BD, BL)
+        # the gate: out = (y + D·u)·silu(z)
+        if HAS_Z:
+            z = tl.load(z_base + t[None, :] * sz_l, mask=m_dl, other=0.0).to(tl.float32)
+            sig = tl.sigmoid(z)
+            pre = y
+            if HAS_D:
+                pre += Dv[:, None] * u
+            dz = dout * pre * sig * (1.0 + z * (1.0 - sig))
+            tl.store(dz_ptr + g_base + t[None, :], dz, mask=m_dl)
+            dy = dout * z * sig
+        else:
+            dy = dout
+        # the adjoint, backwards in time: g_t = C_t·dy_t + a_{t+1}·g_{t+1}
+        a_next = tl.exp2(dtn[:, None, :] * A2[:, :, None])  # (BD, BN, BL)
+        a_rev, g_in = tl.associative_scan((a_next, dy[:, None, :] * Cc[None, :, :]), axis=2,
+                                          combine_fn=first_order_combine, reverse=True)
+        g = a_rev * g_next[:, :, None] + g_in  # (BD, BN, BL)
+        g_next = tl.sum(tl.where(offs_l[None, None, :] == 0, g, 0.0), axis=2)  # (BD, BN): g at the chunk start
+        # gradients
+        ah = hs - bu  # a_t·h_{t-1}
+        gah = g * ah  # (BD, BN, BL)
+        gB = tl.sum(g * Bc[None, :, :], axis=1)  # (BD, BL)
+        ddt = gB * u + tl.sum(gah * A[:, :, None], axis=1)  # (BD, BL)
+        du = gB * dt
+        if HAS_D:
+            du += Dv[:, None] * dy
+            dD_acc += tl.sum(tl.where(m_dl, dy * u, 0.0), axis=1)
+        dA_acc += tl.sum(gah * dt[:, None, :], axis=2)
+        if SOFTPLUS:
+            ddt = ddt * tl.sigmoid(dt_raw)
+        ddt = tl.where(m_dl, ddt, 0.0)
+        dbias_acc += tl.sum(ddt, axis=1)
+        tl.store(du_ptr + g_base + t[None, :], du, mask=m_dl)
+        tl.store(ddt_ptr + g_base + t[None, :], ddt, mask=m_dl)
+        # partial sums over this program's channels (padded channels hold zeros)
+        dBp = tl.sum(g * dtu[:, None, :], axis=0)  # (BN, BL)
+        dCp = tl.sum(dy[:, None, :] * hs, axis=0)  # (BN, BL)
+        tl.store(dB_ptr + part_base + t[None, :], dBp, mask=m_nl)
+        tl.store(dC_ptr + part_base + t[None, :], dCp, mask=m_nl)
+    # per-(batch, channel) partial sums of the parameters' gradients
+    tl.store(dA_ptr + (pid_b * dim + offs_d[:, None]) * N + offs_n[None, :], dA_acc, mask=mask_dn)
+    if HAS_D:
+        tl.store(dD_ptr + pid_b * dim + offs_d, dD_acc, mask=mask_d)
+    if HAS_BIAS:
+        tl.store(dbias_ptr + pid_b * dim + offs_d, dbias_acc, mask=mask_d)
