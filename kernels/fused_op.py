@@ -24,6 +24,11 @@ from .selective_scan_fused import _fused_bwd_kernel, _fused_fwd_kernel
 FUNC = "selective_scan_fused"
 
 
+# Set by the tuning script (benchmarks/tune_fused.py) to try other block sizes; empty otherwise.
+OVERRIDE: dict = {}
+OVERRIDE_BWD: dict = {}
+
+
 def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, backward: bool = False) -> dict:
     """Block sizes and warps for a launch (measured on an H100; see results/bench/NOTES.md).
 
@@ -35,7 +40,12 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, backwar
         return dict(BLOCK_D=block_d(d, g, 4), BLOCK_N=bn, BLOCK_L=16, num_warps=1)
     bl = 64 if bn <= 16 else 32 if bn <= 64 else 16
     want = (8 if backward else 16) if bn <= 16 else 4 if bn <= 64 else 2
-    return dict(BLOCK_D=block_d(d, g, want), BLOCK_N=bn, BLOCK_L=bl, num_warps=4)
+    cfg = dict(BLOCK_D=want, BLOCK_N=bn, BLOCK_L=bl, num_warps=4)
+    cfg.update(OVERRIDE)
+    if backward:
+        cfg.update(OVERRIDE_BWD)
+    cfg["BLOCK_D"] = block_d(d, g, cfg["BLOCK_D"])
+    return cfg
 
 
 def _opt(t: Optional[Tensor], like: Tensor) -> Tensor:
@@ -92,9 +102,8 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
                                                                          Tensor, Tensor, Tensor]:
     """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); an absent input's gradient is an empty tensor."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
-    cfg = config(b, d, l, n, g, u.device)
-    bd = block_d(d, g, config(b, d, l, n, g, u.device, backward=True)["BLOCK_D"])
-    cfg["BLOCK_D"] = bd
+    cfg = config(b, d, l, n, g, u.device, backward=True)
+    bd = cfg["BLOCK_D"]
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     n_dblocks = triton.cdiv(d, bd)
     dout = dout.contiguous()
