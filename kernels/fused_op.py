@@ -19,7 +19,7 @@ import triton
 from torch import Tensor
 
 from ._prep import block_d, next_pow2, prepare, strides
-from .selective_scan_fused import _fused_bwd_kernel, _fused_fwd_kernel
+from .selective_scan_fused import _fused_bwd_kernel, _fused_fwd_chunked_kernel, _fused_fwd_kernel
 
 FUNC = "selective_scan_fused"
 
@@ -37,10 +37,14 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, backwar
     """
     bn = next_pow2(n)
     if device.type != "cuda":
-        return dict(BLOCK_D=block_d(d, g, 4), BLOCK_N=bn, BLOCK_L=16, num_warps=1)
+        return dict(BLOCK_D=block_d(d, g, 4), BLOCK_N=bn, BLOCK_L=16, num_warps=1, SEQUENTIAL=bn <= 32)
     bl = 64 if bn <= 16 else 32 if bn <= 64 else 16
-    want = (8 if backward else 16) if bn <= 16 else 4 if bn <= 64 else 2
-    cfg = dict(BLOCK_D=want, BLOCK_N=bn, BLOCK_L=bl, num_warps=4)
+    if backward:  # the chunked-scan backward
+        cfg = dict(BLOCK_D=(4 if bn <= 16 else 2 if bn <= 64 else 1), BLOCK_N=bn, BLOCK_L=bl, num_warps=4)
+    elif bn <= 32:  # the sequential forward: one lane per channel, its whole state in registers
+        cfg = dict(BLOCK_D=32, BLOCK_N=bn, BLOCK_L=bl, num_warps=1, SEQUENTIAL=True)
+    else:  # a large state does not fit one lane's registers: the chunked-scan forward
+        cfg = dict(BLOCK_D=4 if bn <= 64 else 2, BLOCK_N=bn, BLOCK_L=bl, num_warps=4, SEQUENTIAL=False)
     cfg.update(OVERRIDE)
     if backward:
         cfg.update(OVERRIDE_BWD)
@@ -65,13 +69,14 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     """(out (b, d, l), last state (b, d, n) fp32, checkpoints (b, d, chunks, n) fp32 or empty)."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
     cfg = config(b, d, l, n, g, u.device)
+    kernel = _fused_fwd_kernel if cfg.pop("SEQUENTIAL") else _fused_fwd_chunked_kernel
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     out = torch.empty_like(u, memory_format=torch.contiguous_format)  # (b, d, l)
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
     shape = (b, d, n_chunks, n) if save_checkpoints else (0,)
     ckpt = torch.empty(shape, device=u.device, dtype=torch.float32)
     grid = (triton.cdiv(d, cfg["BLOCK_D"]), b)
-    _fused_fwd_kernel[grid](
+    kernel[grid](
         u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out, last, ckpt,
         d, l, n, d // g, n_chunks,
         *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *out.stride(),
@@ -103,6 +108,7 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); an absent input's gradient is an empty tensor."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
     cfg = config(b, d, l, n, g, u.device, backward=True)
+    cfg.pop("SEQUENTIAL", None)
     bd = cfg["BLOCK_D"]
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     n_dblocks = triton.cdiv(d, bd)

@@ -64,7 +64,7 @@ def _softplus(x):
 
 
 @triton.jit
-def _fused_fwd_kernel(
+def _fused_fwd_chunked_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, last_ptr, ckpt_ptr,
     dim, L, N, dim_per_group, n_chunks,
     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
@@ -134,6 +134,90 @@ def _fused_fwd_kernel(
         tl.store(o_base + t[None, :] * so_l, y, mask=m_dl)  # registers → HBM: out only
     if STORE_LAST:
         tl.store(last_ptr + (pid_b * dim + offs_d[:, None]) * N + offs_n[None, :], h, mask=mask_dn)
+
+
+@triton.jit
+def _fused_fwd_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, last_ptr, ckpt_ptr,
+    dim, L, N, dim_per_group, n_chunks,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
+    sz_b, sz_d, sz_l, so_b, so_d, so_l,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    STORE_LAST: tl.constexpr, STORE_CKPT: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    """The fast forward: the teaching kernel's loop, laid out so that nothing is shared or shuffled.
+
+    Tiles are (BLOCK_N, BLOCK_D) with the channels last: Triton spreads the last axis over the
+    lanes, so each lane owns ONE channel and holds all BLOCK_N entries of its state in its own
+    registers. Then per time step: exp2 and the update are per-lane arithmetic, y = Σ_n C·h is a
+    sum inside the lane (no shuffles), and softplus and the gate are computed once per channel.
+    B_t and C_t are the same for every lane (broadcast loads from L1). The next step's inputs are
+    loaded before this step's arithmetic, so their latency overlaps it. Every BLOCK_L steps the
+    state is written out as a checkpoint for the backward.
+    """
+    pid_b = tl.program_id(1)
+    pid_d = tl.program_id(0)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[None, :]  # (1, BD)
+    offs_n = tl.arange(0, BLOCK_N)[:, None]  # (BN, 1)
+    mask_d = offs_d < dim  # (1, BD)
+    mask_nd = (offs_n < N) & mask_d  # (BN, BD)
+    grp = (pid_d * BLOCK_D) // dim_per_group
+
+    A2 = tl.load(A_ptr + offs_d * sA_d + offs_n * sA_n, mask=mask_nd, other=0.0).to(tl.float32) * 1.4426950408889634
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD)
+    u_p = u_ptr + pid_b * su_b + offs_d * su_d  # (1, BD) pointers at t = 0
+    dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
+    z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
+    o_p = out_ptr + pid_b * so_b + offs_d * so_d
+    zero_d = offs_d * 0  # (1, BD): broadcasts B_t, C_t to every lane
+    B_p = B_ptr + pid_b * sB_b + grp * sB_g + offs_n * sB_n + zero_d  # (BN, BD)
+    C_p = C_ptr + pid_b * sC_b + grp * sC_g + offs_n * sC_n + zero_d
+    ck_p = ckpt_ptr + ((pid_b * dim + offs_d) * n_chunks) * N + offs_n  # (BN, BD)
+
+    # prefetch t = 0
+    u = tl.load(u_p, mask=mask_d, other=0.0)
+    dt = tl.load(dt_p, mask=mask_d, other=0.0)
+    Bt = tl.load(B_p, mask=mask_nd, other=0.0)
+    Ct = tl.load(C_p, mask=mask_nd, other=0.0)
+    if HAS_Z:
+        z = tl.load(z_p, mask=mask_d, other=0.0)
+    h = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)  # (BN, BD): lane d holds its whole state
+    for t in range(0, L):
+        if STORE_CKPT:
+            if t % BLOCK_L == 0:
+                tl.store(ck_p + (t // BLOCK_L) * N, h, mask=mask_nd)
+        # issue the next step's loads now; use them in the next iteration
+        m_next = mask_d & (t + 1 < L)
+        u_n = tl.load(u_p + (t + 1) * su_l, mask=m_next, other=0.0)
+        dt_n = tl.load(dt_p + (t + 1) * sdt_l, mask=m_next, other=0.0)
+        B_n = tl.load(B_p + (t + 1) * sB_l, mask=mask_nd & (t + 1 < L), other=0.0)
+        C_n = tl.load(C_p + (t + 1) * sC_l, mask=mask_nd & (t + 1 < L), other=0.0)
+        if HAS_Z:
+            z_n = tl.load(z_p + (t + 1) * sz_l, mask=m_next, other=0.0)
+        # this step, on chip
+        uf = u.to(tl.float32)
+        d = dt.to(tl.float32)
+        if HAS_BIAS:
+            d += bias
+        if SOFTPLUS:
+            d = _softplus(d)
+        h = tl.exp2(d * A2) * h + (d * uf) * Bt.to(tl.float32)  # (BN, BD)
+        y = tl.sum(h * Ct.to(tl.float32), axis=0, keep_dims=True)  # (1, BD): inside each lane
+        if HAS_D:
+            y += Dv * uf
+        if HAS_Z:
+            zf = z.to(tl.float32)
+            y *= zf * tl.sigmoid(zf)
+            z = z_n
+        tl.store(o_p + t * so_l, y, mask=mask_d)
+        u, dt, Bt, Ct = u_n, dt_n, B_n, C_n
+    if STORE_LAST:
+        tl.store(last_ptr + (pid_b * dim + offs_d) * N + offs_n, h, mask=mask_nd)
 
 
 # ----------------------------------------------------------------------------------------------
