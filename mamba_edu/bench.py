@@ -52,9 +52,15 @@ class Implementation:
         return True, ""
 
     def load(self) -> Callable:
-        """Import and return the implementation's function."""
-        module, _, func = self.target.partition(":")
-        return getattr(importlib.import_module(module), func)
+        """Import and return the implementation's function (cached: torch.compile then sees a lookup)."""
+        fn = _LOADED.get(self.target)
+        if fn is None:
+            module, _, func = self.target.partition(":")
+            fn = _LOADED[self.target] = getattr(importlib.import_module(module), func)
+        return fn
+
+
+_LOADED: dict[str, Callable] = {}
 
 
 _REGISTRY: dict[str, Implementation] = {
@@ -119,3 +125,398 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
              f"{impl!r}, which cannot run on {device}: {why}")
     return entry.load()(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
                         return_last_state=return_last_state)
+
+
+# ----------------------------------------------------------------------------------------------
+# The benchmark: `mamba-edu bench`
+#
+# Every case is first checked against a float64 reference computed in the same run (on a slice
+# of one sequence × up to 64 channels: every channel is an independent SSM, so a slice tests the
+# same arithmetic); a wrong result is recorded as "wrong" and never timed. Then it is timed
+# (triton.testing.do_bench median on a GPU, median wall time on a CPU) and placed against the
+# floors measured in the same run: copy bandwidth (bytes read + written) and exp2 throughput.
+#
+#     floor_bandwidth = bytes / copy bandwidth        bytes: the registry's IO model (forward),
+#                                                     + backward_min_bytes for forward+backward
+#     floor_exp       = exps / exp2 throughput        exps: b·d·l·n per pass (forward and the
+#                                                     backward's recomputation)
+#     fraction_*      = floor / measured time         1.0 would be at the floor
+# ----------------------------------------------------------------------------------------------
+
+import datetime as _dt  # noqa: E402
+import json as _json  # noqa: E402
+import math as _math  # noqa: E402
+import platform as _platform  # noqa: E402
+import time as _time  # noqa: E402
+from dataclasses import asdict as _asdict  # noqa: E402
+from dataclasses import field as _field  # noqa: E402
+
+SCHEMA = hardware.BENCH_SCHEMA
+PASSES = ("forward", "forward_backward")
+STATUSES = ("ok", "wrong", "oom", "skipped", "error")
+ATTENTION = "attention"  # causal scaled_dot_product_attention at the same width, for the quadratic comparison
+TOLERANCE = {"float32": 1e-4, "bfloat16": 2e-2, "float16": 5e-3}  # relative error against float64
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Case:
+    """One measurement: an implementation, a pass and a shape."""
+
+    impl: str
+    pass_: str
+    batch: int
+    dim: int
+    L: int
+    N: int
+    dtype: str = "bfloat16"
+
+
+@dataclass
+class BenchConfig:
+    """What to sweep. `cases()` expands it; the presets are `preset(name, device)`."""
+
+    lengths: tuple = (256, 1024, 4096)
+    batch: int = 1
+    dim: int = 1536
+    N: int = 16
+    dtype: str = "bfloat16"
+    impls: tuple | None = None  # None: every registered implementation that runs here
+    passes: tuple = PASSES
+    attention: bool = True
+    heads: int = 24  # attention heads (head dim = dim / heads)
+    extra: list = _field(default_factory=list)  # extra (batch, dim, L, N) shapes, all impls
+    naive_max_L: int = 4096  # the Python loop: one launch per step
+    max_elements_cpu: int = 2**22  # b·d·l·n above which a CPU case is skipped (too slow)
+
+    def cases(self) -> list[Case]:
+        impls = list(self.impls) if self.impls else list(_REGISTRY)
+        if self.attention and ATTENTION not in impls:
+            impls.append(ATTENTION)
+        shapes = [(self.batch, self.dim, L, self.N) for L in self.lengths] + [tuple(s) for s in self.extra]
+        return [Case(i, p, *shape, dtype=self.dtype) for shape in shapes for i in impls for p in self.passes]
+
+
+def preset(name: str, device: str = "cuda") -> BenchConfig:
+    """`full`: the sweep whose results are committed; `targets`: the issue's three shapes;
+    `quick`: a minute on a GPU; `cpu`: what a CPU can run."""
+    if name == "full":
+        return BenchConfig(lengths=tuple(2**k for k in range(8, 18)), batch=1, dim=1536,
+                           extra=[(8, 1536, 2048, 16), (8, 4096, 2048, 16), (8, 1536, 2048, 32),
+                                  (8, 1536, 2048, 64), (2, 1536, 2048, 16), (32, 1536, 2048, 16)])
+    if name == "targets":
+        return BenchConfig(lengths=(), extra=[(8, 1536, 2048, 16), (1, 1536, 8192, 16), (8, 4096, 2048, 16)])
+    if name == "quick":
+        return BenchConfig(lengths=(512, 2048, 8192), batch=2, dim=768)
+    if name == "cpu":
+        return BenchConfig(lengths=(16, 64, 256, 1024), batch=1, dim=32, heads=4, naive_max_L=1024)
+    fail("preset", "name", "one of 'full', 'targets', 'quick', 'cpu'", repr(name))
+
+
+def _inputs(c: Case, device, seed: int):
+    """Fresh random inputs of the contract: bf16/fp16/fp32 u, Δ, z, B, C; fp32 A, D, delta_bias."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    dt = _DTYPES[c.dtype]
+
+    def r(*s):
+        return torch.randn(*s, device=device, generator=g)
+
+    return dict(u=r(c.batch, c.dim, c.L).to(dt), delta=(0.5 * r(c.batch, c.dim, c.L) - 1.0).to(dt),
+                A=-torch.exp(0.5 * r(c.dim, c.N)), B=r(c.batch, c.N, c.L).to(dt), C=r(c.batch, c.N, c.L).to(dt),
+                D=r(c.dim), z=r(c.batch, c.dim, c.L).to(dt), delta_bias=0.1 * r(c.dim))
+
+
+def _slice(x: dict, channels: int) -> dict:
+    """The first sequence and the first `channels` channels, in float64."""
+    out = {}
+    for k, v in x.items():
+        if k in ("u", "delta", "z"):
+            v = v[:1, :channels]
+        elif k in ("B", "C"):
+            v = v[:1]
+        else:
+            v = v[:channels]
+        out[k] = v.double()
+    return out
+
+
+def _rel(a, b) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30))
+
+
+def _scan_case(c: Case, device):
+    """(run, check) for a selective-scan case: run() does the pass; check() returns the relative
+    error against the float64 reference on a slice (forward output, and input gradients)."""
+    fn = _REGISTRY[c.impl].load()
+    x = _inputs(c, device, seed=hash((c.impl, c.pass_, c.batch, c.dim, c.L, c.N)) % 2**31)
+    kw = dict(delta_softplus=True)
+    k = min(c.dim, 64)
+    ref_slice = _slice(x, k)
+    if c.pass_ == "forward":
+        def run():
+            with torch.no_grad():
+                return fn(**x, **kw)
+
+        def check():
+            with torch.no_grad():
+                ref = selective_scan_parallel_f64(ref_slice, kw)
+                return _rel(run()[:1, :k], ref)
+        return run, check
+
+    xs = {n: v.requires_grad_() for n, v in x.items()}
+    grad_out = torch.randn(c.batch, c.dim, c.L, device=device, dtype=_DTYPES[c.dtype])
+
+    def run():
+        out = fn(**xs, **kw)
+        return torch.autograd.grad(out, [xs["u"], xs["delta"]], grad_out)
+
+    def check():
+        du, ddelta = run()
+        rs = {n: v.detach().requires_grad_(n in ("u", "delta")) for n, v in ref_slice.items()}
+        ref = selective_scan_parallel_f64(rs, kw, grad=True)
+        rdu, rdd = torch.autograd.grad(ref, [rs["u"], rs["delta"]], grad_out[:1, :k].double())
+        return max(_rel(du[:1, :k], rdu), _rel(ddelta[:1, :k], rdd))
+    return run, check
+
+
+def selective_scan_parallel_f64(x: dict, kw: dict, grad: bool = False):
+    """The float64 reference used by the benchmark (the `parallel` scan, which the unit tests hold
+    equal to `selective_scan_ref`, in float64: Python-loop references are too slow at L = 128K)."""
+    from .selective import selective_scan_parallel
+
+    with torch.enable_grad() if grad else torch.no_grad():
+        return selective_scan_parallel(**x, **kw)
+
+
+def _attention_case(c: Case, device, heads: int):
+    """Causal SDPA with heads × head_dim = dim: q, k, v (b, heads, L, dim/heads)."""
+    h = heads if c.dim % heads == 0 else 1
+    g = torch.Generator(device=device).manual_seed(c.L)
+    q, k, v = (torch.randn(c.batch, h, c.L, c.dim // h, device=device, generator=g).to(_DTYPES[c.dtype])
+               for _ in range(3))
+    F = torch.nn.functional
+    if c.pass_ == "forward_backward":
+        q, k, v = (t.requires_grad_() for t in (q, k, v))
+
+    def run():
+        with torch.set_grad_enabled(c.pass_ == "forward_backward"):
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            if c.pass_ == "forward_backward":
+                return torch.autograd.grad(out, [q, k, v], torch.ones_like(out))
+            return out
+
+    def check():
+        with torch.no_grad():
+            m = min(c.L, 128)  # the last m queries of head 0, against float64 softmax attention
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)[:1, :1, -m:]
+            qs, ks, vs = (t[:1, :1].double() for t in (q, k, v))
+            s = qs[..., -m:, :] @ ks.transpose(-1, -2) / _math.sqrt(q.shape[-1])  # (1, 1, m, L)
+            pos = torch.arange(c.L, device=device)
+            s = s.masked_fill(pos[None, :] > pos[-m:, None], float("-inf"))
+            return _rel(out, torch.softmax(s, -1) @ vs)
+    return run, check
+
+
+def _shape(c: Case) -> hardware.ScanShape:
+    return hardware.ScanShape(c.batch, c.dim, c.L, c.N, bytes_per_element=2 if c.dtype != "float32" else 4)
+
+
+def case_bytes(c: Case) -> int:
+    """The IO model's bytes for a case (attention: read q, k, v and write out once, as FlashAttention)."""
+    s = _shape(c)
+    if c.impl == ATTENTION:
+        fwd = 4 * c.batch * c.L * c.dim * s.bytes_per_element
+        return fwd if c.pass_ == "forward" else fwd + 7 * c.batch * c.L * c.dim * s.bytes_per_element
+    fwd = _REGISTRY[c.impl].bytes_moved(s)
+    return fwd if c.pass_ == "forward" else fwd + hardware.backward_min_bytes(s)
+
+
+def case_exps(c: Case) -> int:
+    """Exponentials the case must compute (attention: its L²/2·heads softmax exponentials per pass)."""
+    if c.impl == ATTENTION:
+        return c.batch * c.L * (c.L + 1) // 2 * (2 if c.pass_ == "forward_backward" else 1)
+    return hardware.exp_count(_shape(c)) * (2 if c.pass_ == "forward_backward" else 1)
+
+
+def _skip_reason(c: Case, cfg: BenchConfig, device: torch.device) -> str | None:
+    if c.impl != ATTENTION:
+        entry = _REGISTRY[c.impl]
+        ok, why = entry.available(device)
+        if not ok:
+            return why
+        if c.pass_ == "forward_backward" and not entry.has_backward:
+            return "forward only (no backward)"
+        if c.impl == "naive" and c.L > cfg.naive_max_L:
+            return f"a Python loop of {c.L} steps: too slow (limit L <= {cfg.naive_max_L})"
+    if device.type == "cpu":
+        if c.batch * c.dim * c.L * c.N > cfg.max_elements_cpu:
+            return f"too large for a CPU (b·d·l·n > {cfg.max_elements_cpu})"
+        if c.impl in ("triton_simple", "triton_scan", "fused") and c.batch * c.dim * c.L * c.N > 2**14:
+            return "the Triton interpreter on a CPU is for tiny shapes only (b·d·l·n <= 16384)"
+    return None
+
+
+def _time_ms(run, device: torch.device) -> float:
+    if device.type == "cuda":
+        import triton.testing
+
+        return float(triton.testing.do_bench(run, warmup=25, rep=100, return_mode="median"))
+    return hardware.median_seconds(run, repeat=3, warmup=1) * 1e3
+
+
+def _peak_bytes(run, device: torch.device) -> int | None:
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    run()
+    torch.cuda.synchronize()
+    return int(torch.cuda.max_memory_allocated() - base)
+
+
+def measure_case(c: Case, cfg: BenchConfig, device: torch.device, floors: dict) -> dict:
+    """Check, then time one case; never raises (errors and out-of-memory are recorded)."""
+    rec = dict(impl=c.impl, **{"pass": c.pass_}, batch=c.batch, dim=c.dim, L=c.L, N=c.N, dtype=c.dtype,
+               status="ok", reason=None, rel_error=None, ms=None, bytes=case_bytes(c), exps=case_exps(c),
+               bytes_per_s=None, fraction_bandwidth=None, fraction_exp=None, peak_bytes=None)
+    why = _skip_reason(c, cfg, device)
+    if why:
+        return {**rec, "status": "skipped", "reason": why}
+    try:
+        run, check = _attention_case(c, device, cfg.heads) if c.impl == ATTENTION else _scan_case(c, device)
+        err = check()
+        rec["rel_error"] = err
+        tol = TOLERANCE[c.dtype] * (5 if c.impl == ATTENTION else 1)
+        if not (err <= tol):  # NaN is wrong too
+            return {**rec, "status": "wrong", "reason": f"relative error {err:.3g} > {tol:g}: not timed"}
+        ms = _time_ms(run, device)
+        rec["peak_bytes"] = _peak_bytes(run, device)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return {**rec, "status": "oom", "reason": "out of GPU memory"}
+    except Exception as e:  # recorded, and the sweep goes on
+        if "out of memory" in str(e).lower():
+            torch.cuda.empty_cache()
+            return {**rec, "status": "oom", "reason": "out of GPU memory"}
+        return {**rec, "status": "error", "reason": f"{type(e).__name__}: {str(e)[:300]}"}
+    s = ms * 1e-3
+    rec.update(ms=ms, bytes_per_s=rec["bytes"] / s)
+    if floors.get("copy_bytes_per_s"):
+        rec["fraction_bandwidth"] = rec["bytes"] / floors["copy_bytes_per_s"] / s
+    if floors.get("exp_per_s"):
+        rec["fraction_exp"] = rec["exps"] / floors["exp_per_s"] / s
+    return rec
+
+
+def measure_floors(device: torch.device) -> dict:
+    """Copy bandwidth (bytes read + written) and exp2 throughput, measured now on `device`."""
+    nbytes = 2**30 if device.type == "cuda" else 2**26
+    return dict(copy_bytes_per_s=hardware.measure_copy_bandwidth(device, nbytes=nbytes),
+                exp_per_s=hardware.exp2_throughput(device))
+
+
+def environment(device: torch.device) -> dict:
+    info = hardware.describe_device(device.index or 0) if device.type == "cuda" else hardware.describe_device()
+    dev = dict(kind=info.kind, name=info.name, multiprocessors=info.multiprocessors, memory_bytes=info.memory_bytes,
+               capability=info.capability)
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        dev["sm_clock_khz"] = getattr(p, "clock_rate", None)
+        dev["memory_clock_khz"] = getattr(p, "memory_clock_rate", None)
+        dev["l2_cache_bytes"] = getattr(p, "L2_cache_size", None)
+    from . import __version__
+
+    versions = dict(mamba_edu=__version__, torch=torch.__version__, triton=hardware.triton_version(),
+                    cuda=torch.version.cuda, python=_platform.python_version())
+    return dict(device=dev, versions=versions)
+
+
+def run_bench(cfg: BenchConfig, device: str | torch.device = "cuda", progress: bool = True,
+              on_case=None) -> dict:
+    """Run the sweep and return the results (schema "mamba-edu-bench/1"); `on_case(i, n, record)` is
+    called after each case (the app's progress bar)."""
+    device = torch.device(device)
+    cases = cfg.cases()
+    t0 = _time.time()
+    floors = measure_floors(device)
+    records = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(cases), desc="mamba-edu bench", unit="case")
+    for i, c in enumerate(cases):
+        rec = measure_case(c, cfg, device, floors)
+        records.append(rec)
+        if bar is not None:
+            bar.set_postfix_str(f"{c.impl} {c.pass_} L={c.L}: {rec['status']}")
+            bar.update()
+        if on_case is not None:
+            on_case(i, len(cases), rec)
+    if bar is not None:
+        bar.close()
+    settings = {k: v for k, v in _asdict(cfg).items()}
+    return dict(schema=SCHEMA, date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                **environment(device), settings=settings, floors=floors, seconds=round(_time.time() - t0, 1),
+                cases=records)
+
+
+# -- results files ------------------------------------------------------------------------------
+
+_CASE_FIELDS = {"impl": str, "pass": str, "batch": int, "dim": int, "L": int, "N": int, "dtype": str, "status": str}
+
+
+def validate_results(data) -> dict:
+    """Check that `data` (parsed JSON) is a benchmark result of this schema; return it, or raise
+    ValueError saying what is wrong (the app shows the message and changes nothing)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a benchmark result must be a JSON object; got {type(data).__name__}.")
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"field 'schema' must be {SCHEMA!r}; got {data.get('schema')!r}.")
+    for key in ("device", "date", "versions", "floors", "cases"):
+        if key not in data:
+            raise ValueError(f"field {key!r} is missing.")
+    if not isinstance(data["device"], dict) or not isinstance(data["device"].get("name"), str):
+        raise ValueError("field 'device' must be an object with a string 'name'.")
+    if not isinstance(data["cases"], list) or not data["cases"]:
+        raise ValueError("field 'cases' must be a non-empty list.")
+    for i, c in enumerate(data["cases"]):
+        if not isinstance(c, dict):
+            raise ValueError(f"case {i} must be an object; got {type(c).__name__}.")
+        for key, typ in _CASE_FIELDS.items():
+            if not isinstance(c.get(key), typ) or isinstance(c.get(key), bool):
+                raise ValueError(f"case {i}: field {key!r} must be a {typ.__name__}; got {c.get(key)!r}.")
+        if c["status"] not in STATUSES:
+            raise ValueError(f"case {i}: field 'status' must be one of {', '.join(STATUSES)}; got {c['status']!r}.")
+        if c["pass"] not in PASSES:
+            raise ValueError(f"case {i}: field 'pass' must be one of {', '.join(PASSES)}; got {c['pass']!r}.")
+        if c["status"] == "ok":
+            ms = c.get("ms")
+            if not isinstance(ms, (int, float)) or isinstance(ms, bool) or not ms > 0 or not _math.isfinite(ms):
+                raise ValueError(f"case {i}: an 'ok' case needs a positive finite 'ms'; got {ms!r}.")
+    return data
+
+
+def load_results(path) -> dict:
+    """Read and validate a results file."""
+    from pathlib import Path
+
+    try:
+        data = _json.loads(Path(path).read_text())
+    except ValueError as e:
+        raise ValueError(f"{Path(path).name} is not valid JSON: {e}") from None
+    return validate_results(data)
+
+
+def save_results(results: dict, path) -> None:
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(_json.dumps(validate_results(results), indent=1) + "\n")
+
+
+def ok_cases(results: dict, pass_: str = "forward", **where) -> list[dict]:
+    """The timed cases of one pass, filtered by equal fields (e.g. batch=1, dim=1536, N=16)."""
+    return [c for c in results["cases"] if c["status"] == "ok" and c["pass"] == pass_
+            and all(c.get(k) == v for k, v in where.items())]

@@ -6,7 +6,8 @@
     mamba-edu train   train a tiny model on a synthetic task (selective copying, induction heads),
                       or regenerate every result of results/tasks with `--reproduce results/tasks`
 
-More subcommands (bench, course) arrive with the kernels and course work.
+    mamba-edu bench   time every selective-scan implementation (checked first) against the
+                      measured floors; writes JSON results and an HTML report
 """
 
 from __future__ import annotations
@@ -123,6 +124,69 @@ def _add_train(sub) -> None:
     t.set_defaults(func=cmd_train)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import bench
+    from .viz import bench as vb
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = bench.preset(args.preset or ("full" if device.startswith("cuda") else "cpu"), device)
+    if args.L:
+        cfg.lengths = tuple(int(x) for x in args.L.split(","))
+    for name in ("batch", "dim", "N"):
+        if getattr(args, name):
+            setattr(cfg, name, getattr(args, name))
+    if args.impls:
+        cfg.impls = tuple(args.impls.split(","))
+        unknown = [i for i in cfg.impls if i not in bench.implementations() and i != bench.ATTENTION]
+        if unknown:
+            sys.exit(f"mamba-edu bench: unknown implementation(s) {unknown}; known: "
+                     f"{', '.join(bench.implementations())}, {bench.ATTENTION}")
+    if args.forward_only:
+        cfg.passes = ("forward",)
+    if args.no_attention:
+        cfg.attention = False
+    if args.dtype:
+        cfg.dtype = args.dtype
+    if not device.startswith("cuda"):
+        print("mamba-edu bench: no CUDA GPU here: running what a CPU can run, at small sizes "
+              "(the Triton kernels only at tiny sizes under TRITON_INTERPRET=1).")
+    results = bench.run_bench(cfg, device=device, progress=not args.quiet)
+    out = Path(args.out or f"build/bench/{results['device']['name'].replace(' ', '_')}.json")
+    bench.save_results(results, out)
+    html = out.with_suffix(".html")
+    vb.write_report(results, html)
+    skipped = [c for c in results["cases"] if c["status"] == "skipped"]
+    reasons = sorted({f"{c['impl']}: {c['reason']}" for c in skipped})
+    print(vb.summary_table(results))
+    if reasons:
+        print(f"skipped {len(skipped)} cases:\n  " + "\n  ".join(reasons))
+    print(f"wrote {out} and {html}")
+    return 0
+
+
+def _add_bench(sub) -> None:
+    b = sub.add_parser("bench", help="time the selective-scan implementations (each checked first)",
+                       description="Check every implementation against a float64 reference, then time it "
+                                   "(forward, forward+backward) against the copy-bandwidth and exp2 floors "
+                                   "measured in the same run. Writes JSON and an HTML report.")
+    b.add_argument("--preset", choices=["full", "targets", "quick", "cpu"],
+                   help="default: full on a GPU, cpu otherwise")
+    b.add_argument("--L", help="comma-separated sequence lengths, e.g. 256,1024,4096")
+    b.add_argument("--batch", type=int)
+    b.add_argument("--dim", type=int)
+    b.add_argument("--N", type=int)
+    b.add_argument("--dtype", choices=["bfloat16", "float16", "float32"])
+    b.add_argument("--impls", help="comma-separated implementations (default: all that run here)")
+    b.add_argument("--forward-only", action="store_true")
+    b.add_argument("--no-attention", action="store_true", help="leave out causal SDPA")
+    b.add_argument("--device", help="default: cuda when available")
+    b.add_argument("--out", help="JSON path (default build/bench/DEVICE.json); the HTML report goes beside it")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mamba-edu", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -133,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("lab", help="open the notebooks in JupyterLab").set_defaults(func=cmd_lab)
     sub.add_parser("info", help="the device and the implementations that run on it").set_defaults(func=cmd_info)
     _add_train(sub)
+    _add_bench(sub)
     return p
 
 

@@ -711,3 +711,30 @@ def measure_point(impl: str, s: ScanShape, device: str | torch.device = "cpu", r
     with torch.no_grad():
         seconds = median_seconds(run, repeat=repeat, warmup=1)
     return RooflinePoint(impl, s, seconds, IO_MODELS[impl](s), exp_count(s))
+
+
+# ----------------------------------------------------------------------------------------------
+# The backward pass's floor (used by `mamba-edu bench` for forward + backward)
+# ----------------------------------------------------------------------------------------------
+
+
+def backward_min_bytes(s: ScanShape) -> int:
+    """The backward's floor: read u, Δ, z, B, C and ∂out once, write ∂u, ∂Δ, ∂z, ∂B, ∂C once
+    (the parameters' gradients are small). Forward + backward together: min_bytes + this."""
+    bdl = s.batch * s.dim * s.L
+    per_tensor = bdl * s.bytes_per_element
+    bc = s.batch * s.groups * s.N * s.L * s.bytes_per_element
+    reads = per_tensor * (3 + int(s.has_z)) + 2 * bc  # u, Δ, ∂out (+ z); B, C
+    writes = per_tensor * (2 + int(s.has_z)) + 2 * bc  # ∂u, ∂Δ (+ ∂z); ∂B, ∂C
+    return reads + writes
+
+
+def exp2_throughput(device: str | torch.device = "cuda") -> float:
+    """Exponentials per second: on a CUDA device the Triton exp2 kernel of `mamba_edu.kernels.floors`
+    (the special-function units' ceiling); elsewhere torch.exp on cached data (measure_exp_throughput)."""
+    device = torch.device(device)
+    if device.type == "cuda" and triton_version() is not None:
+        from .kernels.floors import exp2_per_second
+
+        return exp2_per_second(device)
+    return measure_exp_throughput(device)

@@ -1,0 +1,145 @@
+"""Figures for benchmark results (`mamba-edu bench`), shared by the HTML report, notebook 09 and the
+app's Kernel timing page.
+
+Builders
+    time_vs_length        median time against L per implementation (log–log), forward or fwd+bwd
+    speedup_vs_length     each implementation's speed-up over a baseline implementation, against L
+    floor_fractions       how close each run gets to the copy-bandwidth and exp2 floors (1 = at the floor)
+    summary_table         a plain-text table of the timed cases (for the terminal)
+    write_report          the HTML report: the three figures per pass, the floors and the environment
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from ._style import COLORS, style
+
+ORDER = ["naive", "parallel", "triton_simple", "triton_scan", "fused", "official", "attention"]
+
+
+def _color(impl: str) -> str:
+    return COLORS[ORDER.index(impl) % len(COLORS)] if impl in ORDER else COLORS[-1]
+
+
+def _series(results: dict, pass_: str, batch: int, dim: int, N: int) -> dict[str, list[dict]]:
+    by: dict[str, list[dict]] = {}
+    for c in results["cases"]:
+        if (c["status"] == "ok" and c["pass"] == pass_ and c["batch"] == batch and c["dim"] == dim
+                and c["N"] == N):
+            by.setdefault(c["impl"], []).append(c)
+    return {k: sorted(v, key=lambda c: c["L"]) for k, v in sorted(by.items(), key=lambda kv: _rank(kv[0]))}
+
+
+def _rank(impl: str) -> int:
+    return ORDER.index(impl) if impl in ORDER else len(ORDER)
+
+
+def sweep_shape(results: dict) -> tuple[int, int, int]:
+    """(batch, dim, N) of the length sweep: the settings' own, else the most common among cases."""
+    s = results.get("settings", {})
+    if all(k in s for k in ("batch", "dim", "N")):
+        return int(s["batch"]), int(s["dim"]), int(s["N"])
+    counts: dict[tuple, int] = {}
+    for c in results["cases"]:
+        key = (c["batch"], c["dim"], c["N"])
+        counts[key] = counts.get(key, 0) + 1
+    return max(counts, key=counts.get)
+
+
+def _label(results: dict) -> str:
+    return f"{results['device']['name']}, {results['date']}"
+
+
+def time_vs_length(results: dict, pass_: str = "forward", shape: tuple | None = None,
+                   height: int = 420) -> go.Figure:
+    """Median time (ms) against L, one line per implementation, log–log."""
+    b, d, n = shape or sweep_shape(results)
+    fig = go.Figure()
+    for impl, cases in _series(results, pass_, b, d, n).items():
+        fig.add_trace(go.Scatter(x=[c["L"] for c in cases], y=[c["ms"] for c in cases], name=impl,
+                                 mode="lines+markers", line=dict(color=_color(impl))))
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    what = "forward" if pass_ == "forward" else "forward + backward"
+    return style(fig, f"{what}: time against L (batch {b}, dim {d}, N {n}; {_label(results)})",
+                 x="sequence length L (tokens)", y="median time (ms)", height=height)
+
+
+def speedup_vs_length(results: dict, baseline: str = "parallel", pass_: str = "forward",
+                      shape: tuple | None = None, height: int = 380) -> go.Figure:
+    """time(baseline) / time(impl) against L: above 1, faster than the baseline."""
+    b, d, n = shape or sweep_shape(results)
+    series = _series(results, pass_, b, d, n)
+    base = {c["L"]: c["ms"] for c in series.get(baseline, [])}
+    fig = go.Figure()
+    for impl, cases in series.items():
+        pts = [(c["L"], base[c["L"]] / c["ms"]) for c in cases if c["L"] in base]
+        if pts and impl != baseline:
+            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], name=impl,
+                                     mode="lines+markers", line=dict(color=_color(impl))))
+    fig.add_hline(y=1.0, line_dash="dot", line_color="gray")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return style(fig, f"speed-up over {baseline} ({'forward' if pass_ == 'forward' else 'forward + backward'})",
+                 x="sequence length L (tokens)", y=f"time({baseline}) / time (×)", height=height)
+
+
+def floor_fractions(results: dict, pass_: str = "forward", shape: tuple | None = None,
+                    height: int = 380) -> go.Figure:
+    """Fraction of the copy-bandwidth floor (solid) and of the exp2 floor (dashed) each run reaches."""
+    b, d, n = shape or sweep_shape(results)
+    fig = go.Figure()
+    for impl, cases in _series(results, pass_, b, d, n).items():
+        if impl == "attention":
+            continue
+        xs = [c["L"] for c in cases]
+        fig.add_trace(go.Scatter(x=xs, y=[c.get("fraction_bandwidth") for c in cases], name=f"{impl}: bytes",
+                                 mode="lines+markers", line=dict(color=_color(impl))))
+        fig.add_trace(go.Scatter(x=xs, y=[c.get("fraction_exp") for c in cases], name=f"{impl}: exp2",
+                                 mode="lines+markers", line=dict(color=_color(impl), dash="dash")))
+    fig.add_hline(y=1.0, line_dash="dot", line_color="gray")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return style(fig, "how close to the floors (floor time / measured time; 1 = at the floor)",
+                 x="sequence length L (tokens)", y="fraction of the floor", height=height)
+
+
+def summary_table(results: dict) -> str:
+    """One line per timed or refused case, for the terminal."""
+    rows = [f"{'impl':14} {'pass':16} {'b':>3} {'dim':>5} {'L':>7} {'N':>4} {'status':8} {'ms':>10} "
+            f"{'GB/s':>8} {'bw floor':>8} {'exp floor':>9}"]
+    for c in results["cases"]:
+        if c["status"] == "skipped":
+            continue
+        ms = f"{c['ms']:.4f}" if c.get("ms") else "-"
+        gbs = f"{c['bytes_per_s'] / 1e9:.0f}" if c.get("bytes_per_s") else "-"
+        fb = f"{c['fraction_bandwidth']:.3f}" if c.get("fraction_bandwidth") else "-"
+        fe = f"{c['fraction_exp']:.3f}" if c.get("fraction_exp") else "-"
+        rows.append(f"{c['impl']:14} {c['pass']:16} {c['batch']:>3} {c['dim']:>5} {c['L']:>7} {c['N']:>4} "
+                    f"{c['status']:8} {ms:>10} {gbs:>8} {fb:>8} {fe:>9}")
+    return "\n".join(rows)
+
+
+def write_report(results: dict, path) -> Path:
+    """An HTML page with the figures of both passes, the floors and the environment."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = results["floors"]
+    head = (f"<h1>mamba-edu bench: {results['device']['name']}</h1><p>{results['date']}; "
+            f"versions {results['versions']}; copy bandwidth {f['copy_bytes_per_s'] / 1e12:.2f} TB/s "
+            f"(read + written); exp2 {f['exp_per_s'] / 1e12:.2f} T/s. Every timed case was first checked "
+            f"against a float64 reference in the same run.</p>")
+    parts = [head]
+    first = True
+    for pass_ in ("forward", "forward_backward"):
+        for fig in (time_vs_length(results, pass_), speedup_vs_length(results, "parallel", pass_),
+                    floor_fractions(results, pass_)):
+            if fig.data:
+                parts.append(fig.to_html(full_html=False, include_plotlyjs="cdn" if first else False))
+                first = False
+    parts.append("<pre>" + summary_table(results) + "</pre>")
+    path.write_text("<html><head><meta charset='utf-8'></head><body>" + "\n".join(parts) + "</body></html>")
+    return path

@@ -1,0 +1,121 @@
+"""The Triton kernels against the float64 reference: forward, gradients, last state, every optional
+argument, groups, ragged sizes and dtypes. On a CPU they run under TRITON_INTERPRET=1 at small shapes
+(the interpreter emulates every program in Python); the `gpu` tests repeat them at real sizes."""
+
+import os
+
+import pytest
+import torch
+
+import mamba_edu
+from mamba_edu.selective import selective_scan_ref
+
+TRITON_IMPLS = ["triton_simple", "triton_scan", "fused"]
+ON_GPU = torch.cuda.is_available()
+DEVICE = "cuda" if ON_GPU else "cpu"
+pytestmark = pytest.mark.skipif(not ON_GPU and os.environ.get("TRITON_INTERPRET") != "1",
+                                reason="Triton kernels need a GPU or TRITON_INTERPRET=1")
+TOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 3e-3}
+
+
+def _inputs(b, d, l, n, g, dtype, seed, device=DEVICE):
+    gen = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=gen)  # noqa: E731
+    bc = (b, g, n, l) if g else (b, n, l)
+    x = dict(u=r(b, d, l), delta=0.5 * r(b, d, l) - 1, A=-torch.exp(0.5 * r(d, n)), B=r(*bc), C=r(*bc),
+             D=r(d), z=r(b, d, l), delta_bias=0.1 * r(d))
+    low = {"u", "delta", "B", "C", "z"}
+    return {k: (v.to(dtype) if k in low else v).to(device) for k, v in x.items()}
+
+
+def _rel(a, b):
+    return float((a.double().cpu() - b.double().cpu()).norm() / b.double().cpu().norm())
+
+
+@pytest.mark.parametrize("impl", TRITON_IMPLS)
+@pytest.mark.parametrize("b,d,l,n,g,dtype", [
+    (1, 5, 37, 3, None, torch.float32),  # ragged everything, N not a power of two
+    (2, 4, 33, 8, 2, torch.bfloat16),  # groups, bf16
+    (1, 6, 20, 4, 3, torch.float16),
+])
+def test_forward_matches_reference(impl, b, d, l, n, g, dtype):
+    x = _inputs(b, d, l, n, g, dtype, seed=b * 100 + l)
+    ref, last_ref = selective_scan_ref(**{k: v.double() for k, v in x.items()}, delta_softplus=True,
+                                       return_last_state=True)
+    out, last = mamba_edu.selective_scan(**x, delta_softplus=True, return_last_state=True, impl=impl)
+    assert out.dtype == dtype and last.dtype == torch.float32
+    assert _rel(out, ref) < TOL[dtype] and _rel(last, last_ref) < 1e-5
+
+
+@pytest.mark.parametrize("opts", [dict(delta_bias=None), dict(D=None, z=None, delta_bias=None), dict(z=None)])
+def test_fused_optional_arguments_and_no_softplus(opts):
+    x = {**_inputs(1, 4, 19, 4, None, torch.float32, seed=7), **opts}
+    x["delta"] = x["delta"].abs()  # without softplus, Δ must be positive for exp(Δ·A) to decay
+    kw = {k: v for k, v in x.items()}
+    ref = selective_scan_ref(**{k: (v.double() if v is not None else None) for k, v in kw.items()})
+    out = mamba_edu.selective_scan(**kw, impl="fused")
+    assert _rel(out, ref) < 1e-5
+
+
+@pytest.mark.parametrize("g,dlast", [(None, False), (2, True)])
+def test_fused_gradients_match_reference(g, dlast):
+    x = _inputs(1, 4, 37, 5, g, torch.float32, seed=3)
+    x64 = {k: v.double().cpu().requires_grad_() for k, v in x.items()}
+    xf = {k: v.clone().requires_grad_() for k, v in x.items()}
+    ref, h_ref = selective_scan_ref(**x64, delta_softplus=True, return_last_state=True)
+    out, h = mamba_edu.selective_scan(**xf, delta_softplus=True, return_last_state=True, impl="fused")
+    go, gh = torch.randn_like(ref), torch.randn_like(h_ref) if dlast else torch.zeros_like(h_ref)
+    ((ref * go).sum() + (h_ref * gh).sum()).backward()
+    loss = (out * go.float().to(out.device)).sum()
+    if dlast:
+        loss = loss + (h * gh.float().to(h.device)).sum()
+    loss.backward()
+    for k in x:
+        assert _rel(xf[k].grad, x64[k].grad) < 1e-4, k
+
+
+def test_fused_handles_non_contiguous_inputs():
+    x = _inputs(1, 4, 24, 4, None, torch.float32, seed=5)
+    u_t = x["u"].transpose(1, 2).contiguous().transpose(1, 2)  # same values, L no longer contiguous
+    ref = mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")
+    out = mamba_edu.selective_scan(**{**x, "u": u_t}, delta_softplus=True, impl="fused")
+    assert not u_t.is_contiguous() and torch.equal(out, ref)
+
+
+def test_kernels_reject_bad_input_clearly():
+    x = _inputs(1, 4, 8, 4, None, torch.float32, seed=1)
+    with pytest.raises(ValueError, match="argument 'u' must be float16, bfloat16 or float32"):
+        mamba_edu.selective_scan(**{**x, "u": x["u"].double()}, impl="fused")
+    with pytest.raises(ValueError, match="argument 'A' must be of shape \\(dim, N\\) with N <= 256"):
+        mamba_edu.selective_scan(**_inputs(1, 2, 4, 257, None, torch.float32, seed=1), impl="fused")
+    with pytest.raises(ValueError, match="argument 'delta' must be of shape \\(batch, dim, L\\)"):
+        mamba_edu.selective_scan(**{**x, "delta": x["delta"][..., :4]}, impl="triton_scan")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("b,d,l,n,g", [(2, 1536, 2048, 16, None), (1, 96, 4097, 64, 3), (1, 33, 777, 256, None)])
+def test_gpu_fused_forward_and_gradients_at_real_sizes(dtype, b, d, l, n, g):
+    x = _inputs(b, d, l, n, g, dtype, seed=l)
+    k = min(d, 64)  # the float64 reference on the first sequence and 64 channels
+    xf = {kk: v.clone().requires_grad_() for kk, v in x.items()}
+    out, h = mamba_edu.selective_scan(**xf, delta_softplus=True, return_last_state=True, impl="fused")
+    go = torch.randn_like(out)
+    (out * go).sum().backward()
+    sl = {kk: (v[:1, :k] if kk in ("u", "delta", "z") else v[:1] if kk in ("B", "C") else v[:k]) for kk, v in x.items()}
+    x64 = {kk: v.double().requires_grad_() for kk, v in sl.items()}
+    ref, h_ref = selective_scan_ref(**x64, delta_softplus=True, return_last_state=True)
+    (ref * go[:1, :k].double()).sum().backward()
+    assert _rel(out[:1, :k], ref) < TOL[dtype] and _rel(h[:1, :k], h_ref) < 1e-4
+    for kk in ("u", "delta", "z"):
+        assert _rel(xf[kk].grad[:1, :k], x64[kk].grad) < 3 * TOL[dtype], kk
+
+
+@pytest.mark.gpu
+def test_gpu_fused_compiles_with_torch_compile():
+    x = {k: v.requires_grad_() for k, v in _inputs(2, 64, 512, 16, None, torch.float32, seed=2).items()}
+    f = torch.compile(lambda **kw: mamba_edu.selective_scan(**kw, delta_softplus=True, impl="fused"), fullgraph=True)
+    eager = mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")
+    out = f(**x)
+    out.sum().backward()
+    assert torch.allclose(out, eager) and torch.isfinite(x["u"].grad).all()
