@@ -201,7 +201,7 @@ def preset(name: str, device: str = "cuda") -> BenchConfig:
     """`full`: the sweep whose results are committed; `targets`: the issue's three shapes;
     `quick`: a minute on a GPU; `cpu`: what a CPU can run."""
     if name == "full":
-        return BenchConfig(lengths=tuple(2**k for k in range(8, 18)), batch=1, dim=1536,
+        return BenchConfig(lengths=tuple(2**k for k in range(8, 18)), batch=1, dim=1536, naive_max_L=2048,
                            extra=[(8, 1536, 2048, 16), (8, 4096, 2048, 16), (8, 1536, 2048, 32),
                                   (8, 1536, 2048, 64), (2, 1536, 2048, 16), (32, 1536, 2048, 16)])
     if name == "targets":

@@ -125,6 +125,8 @@ def _add_train(sub) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
     import torch
 
     from . import bench
@@ -152,8 +154,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not device.startswith("cuda"):
         print("mamba-edu bench: no CUDA GPU here: running what a CPU can run, at small sizes "
               "(the Triton kernels only at tiny sizes under TRITON_INTERPRET=1).")
-    results = bench.run_bench(cfg, device=device, progress=not args.quiet)
-    out = Path(args.out or f"build/bench/{results['device']['name'].replace(' ', '_')}.json")
+    out = Path(args.out or f"build/bench/{bench.environment(torch.device(device))['device']['name'].replace(' ', '_')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".partial.jsonl")
+    partial.write_text("")
+
+    def keep(i, n, rec):  # a record per line as the sweep goes, so an interrupted run keeps its cases
+        with partial.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    results = bench.run_bench(cfg, device=device, progress=not args.quiet, on_case=keep)
+    partial.unlink()
     bench.save_results(results, out)
     html = out.with_suffix(".html")
     vb.write_report(results, html)
