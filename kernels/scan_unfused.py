@@ -33,8 +33,8 @@ def _scan_project_kernel(
     sC_b, sC_g, sC_n, sC_l,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
-    pid_d = tl.program_id(0)
-    pid_b = tl.program_id(1)
+    pid_d = tl.program_id(0).to(tl.int64)
+    pid_b = tl.program_id(1).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)  # (BD,)
     offs_n = tl.arange(0, BLOCK_N)  # (BN,)
     offs_l = tl.arange(0, BLOCK_L)  # (BL,)

@@ -74,8 +74,8 @@ def _fused_fwd_chunked_kernel(
     STORE_LAST: tl.constexpr, STORE_CKPT: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
-    pid_b = tl.program_id(1)
-    pid_d = tl.program_id(0)
+    pid_b = tl.program_id(1).to(tl.int64)
+    pid_d = tl.program_id(0).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)  # (BD,)
     offs_n = tl.arange(0, BLOCK_N)  # (BN,)
     offs_l = tl.arange(0, BLOCK_L)  # (BL,)
@@ -157,8 +157,8 @@ def _fused_fwd_kernel(
     loaded before this step's arithmetic, so their latency overlaps it. Every BLOCK_L steps the
     state is written out as a checkpoint for the backward.
     """
-    pid_b = tl.program_id(1)
-    pid_d = tl.program_id(0)
+    pid_b = tl.program_id(1).to(tl.int64)
+    pid_d = tl.program_id(0).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[None, :]  # (1, BD)
     offs_n = tl.arange(0, BLOCK_N)[:, None]  # (BN, 1)
     mask_d = offs_d < dim  # (1, BD)
@@ -237,8 +237,8 @@ def _fused_bwd_kernel(
     HAS_DLAST: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
-    pid_b = tl.program_id(1)
-    pid_d = tl.program_id(0)
+    pid_b = tl.program_id(1).to(tl.int64)
+    pid_d = tl.program_id(0).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)  # (BD,)
     offs_n = tl.arange(0, BLOCK_N)  # (BN,)
     offs_l = tl.arange(0, BLOCK_L)  # (BL,)

@@ -150,6 +150,7 @@ import platform as _platform  # noqa: E402
 import time as _time  # noqa: E402
 from dataclasses import asdict as _asdict  # noqa: E402
 from dataclasses import field as _field  # noqa: E402
+from dataclasses import replace as dataclass_replace  # noqa: E402
 
 SCHEMA = hardware.BENCH_SCHEMA
 PASSES = ("forward", "forward_backward")
@@ -375,12 +376,15 @@ def _peak_bytes(run, device: torch.device) -> int | None:
     return int(torch.cuda.max_memory_allocated() - base)
 
 
-def measure_case(c: Case, cfg: BenchConfig, device: torch.device, floors: dict) -> dict:
-    """Check, then time one case; never raises (errors and out-of-memory are recorded)."""
+def measure_case(c: Case, cfg: BenchConfig, device: torch.device, floors: dict, dry: bool = False) -> dict:
+    """Check, then time one case; never raises (errors and out-of-memory are recorded).
+    `dry`: only the record's fixed fields (shape, bytes, exps)."""
     rec = dict(impl=c.impl, **{"pass": c.pass_}, batch=c.batch, dim=c.dim, L=c.L, N=c.N, dtype=c.dtype,
                status="ok", reason=None, rel_error=None, ms=None, bytes=case_bytes(c), exps=case_exps(c),
                bytes_per_s=None, fraction_bandwidth=None, fraction_exp=None, peak_bytes=None)
     why = _skip_reason(c, cfg, device)
+    if dry:
+        return rec
     if why:
         return {**rec, "status": "skipped", "reason": why}
     try:
@@ -446,8 +450,15 @@ def run_bench(cfg: BenchConfig, device: str | torch.device = "cuda", progress: b
         from tqdm import tqdm
 
         bar = tqdm(total=len(cases), desc="mamba-edu bench", unit="case")
+    lost = None  # after an illegal memory access the CUDA context is unusable: stop measuring
     for i, c in enumerate(cases):
-        rec = measure_case(c, cfg, device, floors)
+        if lost:
+            rec = {**measure_case(c, dataclass_replace(cfg), device, floors, dry=True), "status": "error",
+                   "reason": f"not run: the CUDA context was lost at an earlier case ({lost})"}
+        else:
+            rec = measure_case(c, cfg, device, floors)
+            if rec["status"] == "error" and "illegal memory access" in (rec["reason"] or ""):
+                lost = f"{c.impl} {c.pass_} b={c.batch} d={c.dim} L={c.L} N={c.N}"
         records.append(rec)
         if bar is not None:
             bar.set_postfix_str(f"{c.impl} {c.pass_} L={c.L}: {rec['status']}")
