@@ -95,7 +95,9 @@ def _plots_html(page) -> str:
 
 def _interact(page) -> str:
     """Move the first enabled slider one step right, or else pick another option of the first select box."""
-    slider = page.locator("[data-testid='stMain'] [data-testid='stSlider'] [role='slider']:not([aria-disabled='true'])")
+    # Streamlit's slider thumb is an <input type="range"> (newer releases) or a [role="slider"] element
+    slider = page.locator("[data-testid='stMain'] [data-testid='stSlider'] input[type='range']:not([disabled]), "
+                          "[data-testid='stMain'] [data-testid='stSlider'] [role='slider']:not([aria-disabled='true'])")
     if slider.count():
         slider.first.focus()
         slider.first.press("ArrowRight")
