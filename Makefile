@@ -1,7 +1,7 @@
 # mamba-edu: two commands from a fresh clone.
 #   make app    set everything up (a local .venv) and launch the Streamlit app
 #   make test   set everything up and run the whole test suite
-# Other targets: make setup | lab | info | clean | chromium (for the browser tests)
+# Other targets: make setup | lab | info | bench | results-tasks | clean | chromium (for the browser tests)
 SHELL   := /bin/bash
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -20,7 +20,7 @@ else
 endif
 STAMP := $(VENV)/.installed-$(notdir $(basename $(TORCH_REQ)))
 
-.PHONY: setup app test lab info clean chromium
+.PHONY: setup app test lab info bench results-tasks clean chromium
 
 $(STAMP): pyproject.toml $(TORCH_REQ)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ lab: setup
 
 info: setup
 	$(RUN_ENV) $(VENV)/bin/mamba-edu info
+
+# Time every implementation on this machine (full sweep on a GPU, small sizes on a CPU).
+bench: setup
+	$(RUN_ENV) $(VENV)/bin/mamba-edu bench
+
+# Retrain and re-evaluate every run of results/tasks (about ten minutes on two CPU cores).
+results-tasks: setup
+	$(VENV)/bin/mamba-edu train --reproduce results/tasks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
