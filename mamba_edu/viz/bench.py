@@ -5,13 +5,18 @@ Builders
     time_vs_length        median time against L per implementation (log–log), forward or fwd+bwd
     speedup_vs_length     each implementation's speed-up over a baseline implementation, against L
     floor_fractions       how close each run gets to the copy-bandwidth and exp2 floors (1 = at the floor)
+    crossover_length      the L where attention's measured time crosses the scan's (interpolated), or None
+    attention_crossover   time(attention) / time(scan) against L per pass, the crossovers marked
+    compare_runs          one implementation's time against L in several results (GPUs side by side)
     summary_table         a plain-text table of the timed cases (for the terminal)
     write_report          the HTML report: the three figures per pass, the floors and the environment
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Mapping
 
 import plotly.graph_objects as go
 
@@ -143,3 +148,74 @@ def write_report(results: dict, path) -> Path:
     parts.append("<pre>" + summary_table(results) + "</pre>")
     path.write_text("<html><head><meta charset='utf-8'></head><body>" + "\n".join(parts) + "</body></html>")
     return path
+
+
+def crossover_length(results: dict, impl: str = "fused", other: str = "attention", pass_: str = "forward",
+                     shape: tuple | None = None) -> float | None:
+    """The sequence length where `other` (attention) becomes slower than `impl`, from measured times.
+
+    At the lengths where both ran, r(L) = log(t_other(L) / t_impl(L)). The first consecutive pair
+    L1 < L2 with r(L1) <= 0 < r(L2) brackets the crossover, interpolated linearly in (log L, r):
+
+        L* = exp(log L1 + (log L2 − log L1) · (−r1) / (r2 − r1))
+
+    None when there is no such pair (one of them is faster at every measured length).
+    """
+    b, d, n = shape or sweep_shape(results)
+    series = _series(results, pass_, b, d, n)
+    t_impl = {c["L"]: c["ms"] for c in series.get(impl, [])}
+    t_other = {c["L"]: c["ms"] for c in series.get(other, [])}
+    common = sorted(set(t_impl) & set(t_other))
+    r = [math.log(t_other[L] / t_impl[L]) for L in common]
+    for (L1, r1), (L2, r2) in zip(zip(common, r), zip(common[1:], r[1:])):
+        if r1 <= 0 < r2:
+            return math.exp(math.log(L1) + (math.log(L2) - math.log(L1)) * (-r1) / (r2 - r1))
+    return None
+
+
+def attention_crossover(results: dict, impl: str = "fused", passes: tuple = ("forward", "forward_backward"),
+                        shape: tuple | None = None, height: int = 380) -> go.Figure:
+    """time(attention) / time(impl) against L, one line per pass: above 1 the scan is faster. A dotted
+    vertical line marks each pass's `crossover_length`."""
+    b, d, n = shape or sweep_shape(results)
+    fig = go.Figure()
+    for i, pass_ in enumerate(passes):
+        series = _series(results, pass_, b, d, n)
+        scan = {c["L"]: c["ms"] for c in series.get(impl, [])}
+        att = {c["L"]: c["ms"] for c in series.get("attention", [])}
+        Ls = sorted(set(scan) & set(att))
+        if not Ls:
+            continue
+        what = "forward" if pass_ == "forward" else "forward + backward"
+        color = COLORS[i % len(COLORS)]
+        fig.add_trace(go.Scatter(x=Ls, y=[att[L] / scan[L] for L in Ls], name=what, mode="lines+markers",
+                                 line=dict(color=color)))
+        L_star = crossover_length(results, impl, "attention", pass_, (b, d, n))
+        if L_star is not None:  # (a log axis places annotations at log10 of the value)
+            fig.add_vline(x=L_star, line=dict(color=color, dash="dot", width=1.5))
+            fig.add_annotation(x=math.log10(L_star), y=0.98 - 0.08 * i, yref="paper", text=f"{what}: L ≈ {L_star:,.0f}",
+                               showarrow=False, xanchor="right", font=dict(size=11, color=color))
+    fig.add_hline(y=1.0, line_dash="dot", line_color="gray")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return style(fig, f"attention against the {impl} scan (batch {b}, dim {d}, N {n}; {_label(results)})",
+                 x="sequence length L (tokens)", y=f"time(attention) / time({impl}) (×)", height=height)
+
+
+def compare_runs(runs: Mapping[str, dict], impl: str = "fused", pass_: str = "forward",
+                 height: int = 400) -> go.Figure:
+    """Median time of `impl` against L in several benchmark results {label: results}, one line each,
+    each at its own sweep shape (given in the legend)."""
+    fig = go.Figure()
+    for i, (label, res) in enumerate(runs.items()):
+        b, d, n = sweep_shape(res)
+        cases = _series(res, pass_, b, d, n).get(impl, [])
+        if cases:
+            fig.add_trace(go.Scatter(x=[c["L"] for c in cases], y=[c["ms"] for c in cases],
+                                     name=f"{label} (batch {b}, dim {d}, N {n})", mode="lines+markers",
+                                     line=dict(color=COLORS[i % len(COLORS)])))
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    what = "forward" if pass_ == "forward" else "forward + backward"
+    return style(fig, f"{impl}, {what}: the same implementation on each machine", x="sequence length L (tokens)",
+                 y="median time (ms)", height=height)

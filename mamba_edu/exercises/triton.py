@@ -1,0 +1,216 @@
+"""Checks for chapter 09 (a fused selective scan in Triton): the learner writes Triton kernels.
+
+    check_add_kernel(kernel)         kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr):
+                                     out = x + y, one block of BLOCK elements per program, masked at the end
+    check_discretise_kernel(kernel)  kernel(delta_ptr, bias_ptr, A_ptr, out_ptr, dim, N,
+                                     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+                                     out[d, n] = exp(softplus(delta[d] + bias[d]) · A[d, n]) on 2-D tiles
+    check_scan_kernel(kernel)        kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, out_ptr, dim, L, N,
+                                     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+                                     the selective scan, one time step per loop iteration, state in registers
+
+Each check launches the learner's `@triton.jit` kernel on small inputs (on a CUDA GPU, or on a CPU
+when TRITON_INTERPRET=1 was set before the kernel was defined: Triton's interpreter) and compares
+with PyTorch or `mamba_edu.selective_scan_ref`. Every tensor the kernel writes sits inside a larger
+buffer whose tail (the guard) holds a known value: a store past the end lands there and is reported
+("add a mask"), instead of corrupting memory. None raises.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+
+from ..selective import selective_scan_ref
+from ._core import Mismatch, Verdict, _is_stub, compare, run_check
+
+GUARD_VALUE = -12345.0  # what every guard zone and every not-yet-written output element holds
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _why_cannot_launch(kernel) -> str | None:
+    """None when `kernel` can run here, else what to do about it."""
+    if not hasattr(kernel, "fn") or not hasattr(kernel, "__getitem__"):
+        return ("expected a Triton kernel: put `@triton.jit` on the line above `def` and run the cell again "
+                f"(got a {type(kernel).__name__})")
+    if _device() == "cpu":
+        interpreted = type(kernel).__name__ == "InterpretedFunction"
+        if os.environ.get("TRITON_INTERPRET") != "1" or not interpreted:
+            return ("there is no CUDA GPU here, and this kernel was not defined under Triton's interpreter: set "
+                    "os.environ['TRITON_INTERPRET'] = '1' before the kernel is defined (the notebook's first cell "
+                    "does it), then run the kernel's cell again")
+    return None
+
+
+def _check_kernel(exercise: str, kernel, cases, success: str, quiet: bool) -> Verdict:
+    """run_check for a kernel: the stub test looks at the Python function inside @triton.jit."""
+    py = getattr(kernel, "fn", kernel)  # @triton.jit keeps the learner's Python function in .fn
+    if callable(py) and _is_stub(py):
+        return run_check(exercise, py, [], quiet=quiet)
+    why = _why_cannot_launch(kernel)
+    if why:
+        v = Verdict(exercise, False, why)
+        if not quiet:
+            print(v)
+        return v
+    return run_check(exercise, kernel, cases, success=success, quiet=quiet)
+
+
+def _guarded(values: torch.Tensor, guard: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(buffer, view): `values` copied into the front of a flat buffer followed by `guard` guard elements."""
+    buf = torch.full((values.numel() + guard,), GUARD_VALUE, dtype=values.dtype, device=values.device)
+    buf[: values.numel()] = values.flatten()
+    return buf, buf[: values.numel()].view(values.shape)
+
+
+def _check_guard(buf: torch.Tensor, numel: int, what: str, hint: str = "e.g. mask=offs < n") -> None:
+    tail = buf[numel:]
+    hit = (tail != GUARD_VALUE).nonzero()
+    if hit.numel():
+        raise Mismatch(f"your kernel wrote {hit.numel()} value(s) past the end of {what} (the first at "
+                       f"{numel + int(hit[0])} of {numel} elements): a lane whose offset is out of range must not "
+                       f"store — give tl.store (and tl.load) a mask, {hint}")
+
+
+def _never_written(out: torch.Tensor, what: str, hint: str) -> None:
+    idle = (out == GUARD_VALUE).nonzero()
+    if idle.numel():
+        idx = tuple(int(i) for i in idle[0])
+        raise Mismatch(f"{what}{list(idx)} was never written ({idle.shape[0]} of {out.numel()} elements): {hint}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercise: vector addition with a mask
+# ----------------------------------------------------------------------------------------------
+
+
+def _add_case(n: int, block: int):
+    name = f"n = {n}, BLOCK = {block}: {-(-n // block)} program(s)"
+
+    def test(kernel):
+        dev = _device()
+        g = torch.Generator().manual_seed(n)
+        x = torch.randn(n, generator=g).to(dev)  # (n,)
+        y = torch.randn(n, generator=g).to(dev)  # (n,)
+        xb, xv = _guarded(x, block)
+        yb, yv = _guarded(y, block)
+        ob, out = _guarded(torch.full((n,), GUARD_VALUE, device=dev), block)
+        kernel[(-(-n // block),)](xv, yv, out, n, BLOCK=block)
+        _check_guard(ob, n, "out")
+        _never_written(out, "out", "every program must handle its own block: offsets = "
+                                   "tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)")
+        if torch.allclose(out, x - y) and n > 0:
+            raise Mismatch("you computed x − y; the exercise asks for x + y")
+        compare(out, x + y, "out")
+    return name, test
+
+
+def check_add_kernel(kernel, quiet: bool = False) -> Verdict:
+    """kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr) writes out[i] = x[i] + y[i] for i < n;
+    launched on ⌈n / BLOCK⌉ programs, so the last block is partly past the end (masked)."""
+    cases = [_add_case(1000, 256), _add_case(5, 8), _add_case(64, 16)]
+    return _check_kernel("add_kernel", kernel, cases, quiet=quiet,
+                         success="correct: one block per program, and the mask keeps the last one inside the data.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercise: discretisation on a 2-D tile (channels × state)
+# ----------------------------------------------------------------------------------------------
+
+
+def _softplus(x: torch.Tensor) -> torch.Tensor:
+    return F.softplus(x)  # log(1 + e^x), linear above 20 (as the kernels compute it)
+
+
+def _discretise_case(dim: int, N: int, block_d: int, block_n: int):
+    name = f"dim = {dim}, N = {N}, BLOCK_D = {block_d}, BLOCK_N = {block_n}"
+
+    def test(kernel):
+        dev = _device()
+        g = torch.Generator().manual_seed(dim * 100 + N)
+        delta = torch.randn(dim, generator=g).to(dev)  # (dim,)
+        bias = (0.5 * torch.randn(dim, generator=g)).to(dev)  # (dim,)
+        A = (-torch.exp(0.5 * torch.randn(dim, N, generator=g))).to(dev)  # (dim, N)
+        db, dv = _guarded(delta, block_d)
+        bb, bv = _guarded(bias, block_d)
+        ab, av = _guarded(A, block_d * block_n)
+        ob, out = _guarded(torch.full((dim, N), GUARD_VALUE, device=dev), block_d * block_n)
+        kernel[(-(-dim // block_d),)](dv, bv, av, out, dim, N, BLOCK_D=block_d, BLOCK_N=block_n)
+        _check_guard(ob, dim * N, "out", "on both axes: mask_d[:, None] & mask_n[None, :] with mask_d = offs_d < dim, "
+                                         "mask_n = offs_n < N (BLOCK_N may exceed N); row d of A and out starts at d·N")
+        _never_written(out, "out", "each program handles channels pid·BLOCK_D + tl.arange(0, BLOCK_D) and all N "
+                                   "state entries (tl.arange(0, BLOCK_N))")
+        want = torch.exp(_softplus(delta + bias)[:, None] * A)  # (dim, N)
+        wrong = {"you forgot the softplus: Δ = softplus(delta + bias) = log(1 + exp(delta + bias))":
+                 torch.exp((delta + bias)[:, None] * A),
+                 "you forgot the bias: Δ = softplus(delta + bias)": torch.exp(_softplus(delta)[:, None] * A),
+                 "that is Δ·A: the discretised Ab is exp(Δ·A)": _softplus(delta + bias)[:, None] * A}
+        for hint, w in wrong.items():
+            if torch.allclose(out, w, rtol=1e-5, atol=1e-6) and not torch.allclose(w, want, rtol=1e-5, atol=1e-6):
+                raise Mismatch(hint)
+        compare(out, want, "out = exp(softplus(delta + bias) · A)")
+    return name, test
+
+
+def check_discretise_kernel(kernel, quiet: bool = False) -> Verdict:
+    """kernel(delta_ptr, bias_ptr, A_ptr, out_ptr, dim, N, BLOCK_D, BLOCK_N) writes, for one time step,
+    out[d, n] = exp(softplus(delta[d] + bias[d]) · A[d, n]) (A and out contiguous (dim, N)); launched
+    on ⌈dim / BLOCK_D⌉ programs with BLOCK_N >= N, so both axes can be partly masked."""
+    cases = [_discretise_case(5, 3, 4, 4), _discretise_case(8, 16, 2, 16), _discretise_case(3, 5, 8, 8)]
+    return _check_kernel("discretise_kernel", kernel, cases, quiet=quiet,
+                         success="correct: a (BLOCK_D, BLOCK_N) tile per program, broadcast with [:, None] and "
+                                 "[None, :], masked on both axes.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercise: the selective scan, one time step per iteration
+# ----------------------------------------------------------------------------------------------
+
+
+def _scan_case(b: int, dim: int, L: int, N: int, block_d: int, block_n: int):
+    name = f"batch {b}, dim {dim}, L {L}, N {N}, BLOCK_D {block_d}, BLOCK_N {block_n}"
+
+    def test(kernel):
+        dev = _device()
+        g = torch.Generator().manual_seed(b * 1000 + dim * 10 + L)
+        u = torch.randn(b, dim, L, generator=g)  # (b, d, L)
+        delta = _softplus(0.5 * torch.randn(b, dim, L, generator=g) - 1.0)  # (b, d, L): already positive
+        A = -torch.exp(0.5 * torch.randn(dim, N, generator=g))  # (d, N)
+        B = torch.randn(b, N, L, generator=g)  # (b, N, L)
+        C = torch.randn(b, N, L, generator=g)  # (b, N, L)
+        want = selective_scan_ref(u.double(), delta.double(), A.double(), B.double(), C.double())  # (b, d, L)
+        guard = block_d * L + block_n * L
+        bufs = [_guarded(t.to(dev), guard) for t in (u, delta, A, B, C)]
+        ob, out = _guarded(torch.full((b, dim, L), GUARD_VALUE, device=dev), guard)
+        kernel[(b, -(-dim // block_d))](*(v for _, v in bufs), out, dim, L, N, BLOCK_D=block_d, BLOCK_N=block_n)
+        _check_guard(ob, b * dim * L, "out")
+        _never_written(out, "out", "program (pid_b, pid_d) writes out[pid_b, pid_d·BLOCK_D + tl.arange(0, BLOCK_D), t] "
+                                   "for every t of the loop")
+        got = out.double().cpu()
+        close = lambda x, y: bool(((x - y).abs() <= 1e-4 + 1e-4 * y.abs()).all())  # noqa: E731
+        if bool((got[..., 0] == 0).all()) and not bool((want[..., 0] == 0).all()):
+            raise Mismatch("out at t = 0 is 0 everywhere: y_t = Σ_n C_t[n]·h_t[:, n] reads the state AFTER this "
+                           "step's update (h_{−1} = 0, h_0 = Δ_0·u_0·B_0)")
+        if b > 1 and close(got[0], want[0]) and not close(got[1:], want[1:]):
+            raise Mismatch("sequence 0 is right, the others are not: offset every pointer by the sequence "
+                           "(u, delta, out start at pid_b·dim·L; B, C at pid_b·N·L)")
+        if close(got[..., 0], want[..., 0]) and not close(got[..., 1:], want[..., 1:]):
+            raise Mismatch("step t = 0 is right, later steps are not: the state h must carry from one step to the "
+                           "next (h = tl.zeros(...) once before the loop; h = exp(Δ_t·A)·h + Δ_t·u_t·B_t inside)")
+        compare(out.cpu(), want, "out (batch, channel, t)", rtol=1e-4, atol=1e-4)
+    return name, test
+
+
+def check_scan_kernel(kernel, quiet: bool = False) -> Verdict:
+    """kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, out_ptr, dim, L, N, BLOCK_D, BLOCK_N): with contiguous
+    u, delta, out (batch, dim, L), A (dim, N), B, C (batch, N, L) and delta already positive, write
+    out[b, d, t] = Σ_n C[b, n, t]·h_t[d, n], h_t = exp(delta_t·A) ⊙ h_{t−1} + delta_t·u_t·B_t, h_{−1} = 0;
+    launched on (batch, ⌈dim / BLOCK_D⌉) programs. Compared with `selective_scan_ref` in float64."""
+    cases = [_scan_case(1, 3, 5, 2, 4, 2), _scan_case(2, 5, 9, 3, 2, 4), _scan_case(1, 4, 12, 4, 4, 4)]
+    return _check_kernel("scan_kernel", kernel, cases, quiet=quiet,
+                         success="correct: your kernel keeps the state in registers and matches the reference.")
