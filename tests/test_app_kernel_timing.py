@@ -1,0 +1,223 @@
+"""The Kernel timing page through Streamlit's AppTest: the recorded results at defaults (labelled with device
+and date, figure data equal to the JSON), the controls, a run on this machine at the smallest size (its
+figure data come from the run), refused sizes on a CPU, and uploads (a malformed file gives a clear message
+and changes nothing; a valid one is added and compared)."""
+
+import base64
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from mamba_edu import bench, hardware
+from mamba_edu.viz import bench as vb
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app"
+PAGE = str(APP / "pages" / "kernel_timing.py")
+H100 = hardware.BENCH_DIR / "h100.json"
+if str(APP) not in sys.path:
+    sys.path.insert(0, str(APP))  # the pages import _common, as they do under app/Home.py
+
+pytestmark = pytest.mark.skipif(not H100.exists(), reason="no recorded results/bench/h100.json")
+ON_GPU = torch.cuda.is_available()
+
+
+def arr(v):
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).astype(np.float64)
+    return np.asarray(v, dtype=np.float64)
+
+
+def ok(at):
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def charts(at) -> dict:
+    """{key: decoded plotly spec} of the page's charts, by the key each was drawn with."""
+    keys = ["kt_time", "kt_speedup", "kt_attention", "kt_floors", "kt_compare"]
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    if len(specs) == len(keys) - 1:  # no attention figure for results without attention
+        keys.remove("kt_attention")
+    return dict(zip(keys, specs))
+
+
+def traces(spec) -> dict:
+    return {t["name"]: (list(arr(t["x"])), list(arr(t["y"]))) for t in spec["data"]}
+
+
+def expected_times(res, pass_):
+    b, d, n = vb.sweep_shape(res)
+    out = {}
+    for c in bench.ok_cases(res, pass_, batch=b, dim=d, N=n):
+        out.setdefault(c["impl"], []).append((c["L"], c["ms"]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return bench.load_results(H100)
+
+
+@pytest.fixture(scope="module")
+def app():
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    return ok(at)
+
+
+def test_defaults_show_the_recorded_results_with_device_and_date(app, h100):
+    assert app.title[0].value == "Kernel timing"
+    label = f"{h100['device']['name']} · {h100['date']} (recorded: h100.json)"
+    assert app.selectbox(key="kt_choice").value == label
+    assert any(f"**{h100['device']['name']}**" in m.value and f"**{h100['date']}**" in m.value for m in app.markdown)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Cases checked and timed"] == str(sum(c["status"] == "ok" for c in h100["cases"]))
+    figs = charts(app)
+    assert h100["device"]["name"] in figs["kt_time"]["layout"]["title"]["text"]
+    assert h100["date"] in figs["kt_time"]["layout"]["title"]["text"]
+    got = traces(figs["kt_time"])
+    for impl, pts in expected_times(h100, "forward").items():
+        assert got[impl][0] == [L for L, _ in pts]
+        assert got[impl][1] == pytest.approx([ms for _, ms in pts])
+    # the crossover named in the caption is the one computed from the data
+    L_star = vb.crossover_length(h100, "fused", "attention", "forward")
+    assert any(f"L ≈ {L_star:,.0f}" in c.value for c in app.caption)
+    # the comparison figure draws fused from the recorded results
+    cmp = traces(figs["kt_compare"])
+    (name, (xs, ys)), = cmp.items()
+    assert name.startswith(label) and ys == pytest.approx([ms for _, ms in expected_times(h100, "forward")["fused"]])
+    assert app.download_button(key="kt_download").label == "Download these results (JSON)"
+
+
+def test_rerun_at_defaults_is_fast(app):
+    t0 = time.perf_counter()
+    app.run()
+    assert time.perf_counter() - t0 <= 0.5
+
+
+def test_pass_and_baseline_change_the_figures(h100):
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    at.selectbox(key="kt_pass").set_value("forward_backward")
+    at.selectbox(key="kt_baseline").set_value("fused")
+    ok(at.run())
+    figs = charts(at)
+    want = expected_times(h100, "forward_backward")
+    assert traces(figs["kt_time"])["fused"][1] == pytest.approx([ms for _, ms in want["fused"]])
+    fused = dict(want["fused"])
+    speed = traces(figs["kt_speedup"])
+    assert "fused" not in speed
+    xs, ys = speed["parallel"]
+    assert ys == pytest.approx([fused[L] / dict(want["parallel"])[L] for L in xs])
+    assert figs["kt_speedup"]["layout"]["title"]["text"] == "speed-up over fused (forward + backward)"
+
+
+def _set_run(at, lengths, batch, dim, N, impls):
+    at.multiselect(key="kt_lengths").set_value(lengths)
+    at.selectbox(key="kt_batch").set_value(batch)
+    at.selectbox(key="kt_dim").set_value(dim)
+    at.selectbox(key="kt_N").set_value(N)
+    at.multiselect(key="kt_impls").set_value(impls)
+    at.button(key="kt_go").click()
+    at.run()
+    return at
+
+
+def test_a_run_at_the_smallest_size_completes_and_is_plotted():
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    smallest = at.multiselect(key="kt_lengths").options[0]
+    ok(_set_run(at, [smallest], 1, 8, 4, ["naive", "parallel"]))
+    runs = at.session_state["kt_runs"]
+    assert len(runs) == 1
+    label, res = next(iter(runs.items()))
+    assert "(run 1 here)" in label and at.selectbox(key="kt_choice").value == label
+    assert {c["status"] for c in res["cases"]} == {"ok"}  # each checked against float64, then timed
+    assert {(c["impl"], c["pass"]) for c in res["cases"]} == {
+        (i, p) for i in ("naive", "parallel", "attention") for p in ("forward", "forward_backward")}
+    figs = charts(at)
+    assert res["device"]["name"] in figs["kt_time"]["layout"]["title"]["text"]
+    got = traces(figs["kt_time"])
+    assert set(got) == {"naive", "parallel", "attention"}
+    for impl, (xs, ys) in got.items():
+        case = next(c for c in res["cases"] if c["impl"] == impl and c["pass"] == "forward")
+        assert xs == [int(smallest)] and ys == pytest.approx([case["ms"]])
+
+
+@pytest.mark.skipif(ON_GPU, reason="the size limits apply on a CPU only")
+@pytest.mark.parametrize("lengths,dim,impls,message", [
+    ([16, 2048], 8, ["naive"], "Too large for a CPU"),
+    ([16], 4096, ["parallel"], "Too large for a CPU"),
+    ([1024], 16, ["naive", "fused"], "Triton's interpreter"),
+])
+def test_too_large_settings_are_refused_on_a_cpu(lengths, dim, impls, message):
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    if "fused" in impls and "fused" not in at.multiselect(key="kt_impls").options:
+        pytest.skip("the Triton kernels need TRITON_INTERPRET=1 on a CPU")
+    _set_run(at, lengths, 1, dim, 4, impls)
+    assert not at.exception and not at.error
+    assert any(message in w.value for w in at.warning), [w.value for w in at.warning]
+    assert at.session_state["kt_runs"] == {}
+
+
+@pytest.mark.parametrize("name,raw,message", [
+    ("broken.json", b"{not json", "broken.json is not a JSON file"),
+    ("other.json", json.dumps({"schema": "something-else/1"}).encode(), "field 'schema' must be"),
+    ("nocase.json", None, "case 0: an 'ok' case needs a positive finite 'ms'"),
+])
+def test_a_malformed_upload_gives_a_clear_message_and_changes_nothing(h100, name, raw, message):
+    if raw is None:  # a well-formed file with one broken case
+        bad = copy.deepcopy(h100)
+        bad["cases"][0]["ms"] = -1.0
+        raw = json.dumps(bad).encode()
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    before = (at.selectbox(key="kt_choice").options, at.selectbox(key="kt_choice").value, charts(at))
+    at.file_uploader(key="kt_upload").set_value((name, raw, "application/json"))
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and message in errors[0] and errors[0].endswith("Nothing was added.")
+    assert at.session_state["kt_uploads"] == {}
+    assert (at.selectbox(key="kt_choice").options, at.selectbox(key="kt_choice").value, charts(at)) == before
+
+
+def test_a_valid_upload_is_added_and_compared(h100):
+    other = copy.deepcopy(h100)
+    other["device"]["name"] = "Some Other GPU"
+    for c in other["cases"]:
+        if c["status"] == "ok":
+            c["ms"] *= 2
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    at.file_uploader(key="kt_upload").set_value(("other.json", json.dumps(other).encode(), "application/json"))
+    ok(at.run())
+    label = f"Some Other GPU · {h100['date']} (uploaded: other.json)"
+    assert label in at.selectbox(key="kt_choice").options
+    cmp = traces(charts(at)["kt_compare"])
+    assert len(cmp) == 2
+    mine = next(v for k, v in cmp.items() if k.startswith(label))
+    want = [2 * ms for _, ms in expected_times(h100, "forward")["fused"]]
+    assert mine[1] == pytest.approx(want)
+    at.selectbox(key="kt_choice").set_value(label)
+    ok(at.run())
+    assert "Some Other GPU" in charts(at)["kt_time"]["layout"]["title"]["text"]
+    assert any("**Some Other GPU**" in m.value for m in at.markdown)
+
+
+def test_without_recorded_results_the_page_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(hardware, "BENCH_DIR", tmp_path)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    ok(at.run())
+    assert any("No benchmark results yet" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
