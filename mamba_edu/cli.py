@@ -8,6 +8,8 @@
 
     mamba-edu bench   time every selective-scan implementation (checked first) against the
                       measured floors; writes JSON results and an HTML report
+    mamba-edu course  `course build OUT`: student notebooks, instructor pack, lecture slides;
+                      `course grade SUBMISSIONS`: run and grade every student's notebooks
 """
 
 from __future__ import annotations
@@ -209,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="the device and the implementations that run on it").set_defaults(func=cmd_info)
     _add_train(sub)
     _add_bench(sub)
+    from .course.cli import add_course_parser  # argparse only; the course's work is imported when it runs
+
+    add_course_parser(sub)
     return p
 
 
