@@ -9,6 +9,7 @@ build itself (every exercise still a stub). Each exercise must get exactly the s
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -168,7 +169,7 @@ def test_solution_source_brings_its_imports_and_helpers_only():
 # ----------------------------------------------------------------------------------------------
 
 
-def test_lecture_deck_takes_the_slide_cells_and_their_figures():
+def test_lecture_deck_takes_the_slide_cells_and_their_figures(tmp_path):
     s = syllabus.load()
     path = catalog.chapters()[2]
     nb = nbformat.read(path, as_version=4)
@@ -196,6 +197,19 @@ def test_lecture_deck_takes_the_slide_cells_and_their_figures():
     html = build.slides_html(deck, show_code=False)
     assert "reveal" in html and "show_trajectories" not in html  # figures, not the code that draws them
     assert "show_trajectories</span>" in build.slides_html(deck, show_code=True)
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium:  # the figures draw in a browser without a network (plotly.js is embedded)
+        from playwright.sync_api import sync_playwright
+
+        (tmp_path / "deck.html").write_text(html)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto((tmp_path / "deck.html").as_uri())
+            page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n_figures}",
+                                   timeout=30_000)
+            assert page.evaluate("document.querySelectorAll('.js-plotly-plot').length") == n_figures
+            browser.close()
     assert "Lecture 1" in html and "zero-order hold" in html
 
 
@@ -332,6 +346,20 @@ def test_grader_stops_a_notebook_at_its_time_limit(tmp_path):
     assert [(r.exercise, r.status) for r in results] == [
         ("zoh_diagonal", "passed"), ("bilinear_2x2", "timeout"), ("largest_stable_euler_step", "missing")]
     assert "time limit of 3 s" in results[1].message
+
+
+def test_grader_checks_each_exercise_where_the_notebook_checks_it(tmp_path):
+    # chapter 07 puts the library's `combine` back after its check: checked at the end, a stub would pass
+    stub = next(c for c in nbformat.read(catalog.chapters()[7], as_version=4).cells
+                if "exercise" in catalog.tags(c) and catalog.defines(c.source, "combine"))
+    cells = [stub, nbformat.v4.new_code_cell("check_combine(combine);", metadata={"tags": ["check"]}),
+             nbformat.v4.new_code_cell("from mamba_edu.scan import combine")]
+    _write(nbformat.v4.new_notebook(cells=cells), tmp_path / "subs" / "gina" / "07_scans.ipynb")
+    results = grade.grade(tmp_path / "subs", tmp_path / "out", timeout=60, check_timeout=20, progress=lambda _: None)
+    assert [(r.exercise, r.status) for r in results] == [
+        ("combine", "not attempted"), ("hillis_steele_cost", "missing"), ("blelloch_scan", "missing")]
+    executed = nbformat.read(tmp_path / "out" / "executed" / "gina" / "07_scans.ipynb", as_version=4)
+    assert "grader" in catalog.tags(executed.cells[1])  # the verdict cell took the check cell's place
 
 
 def test_grader_rejects_an_empty_folder(tmp_path):

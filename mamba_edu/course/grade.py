@@ -5,9 +5,10 @@ Glossary
                   notebooks NN_name.ipynb (found anywhere below it by the chapter number they start with)
     expected      the chapters to grade: `--lab N` (from the syllabus), `--chapters 2 6`, or by default
                   every chapter any student handed in
-    verdict cell  a cell the grader appends to a student's notebook, one per exercise: it looks the function
-                  up by name in the kernel, calls the exercise's check on it, and shows the verdict as display
-                  data of the type VERDICT_MIME; the grader reads those outputs (plain JSON), nothing else
+    verdict cell  a cell of the grader's that takes the place of the student's `check` cell of an exercise
+                  (or is appended when that cell is gone): it looks the function up by name in the kernel,
+                  calls the exercise's check on it, and shows the verdict as display data of the type
+                  VERDICT_MIME; the grader reads those outputs (plain JSON), nothing else
     status        passed · wrong · not attempted · error · timeout · missing · malformed (one per exercise)
 
 Isolation: each notebook runs in a kernel of its own (a separate process, over IPC sockets in a temporary
@@ -18,8 +19,7 @@ rights, so grade untrusted submissions in a container or as an unprivileged user
 
 Time limits: the student's cells share `timeout` seconds per notebook (a cell still running when it is spent
 is interrupted, and later cells are not run); each verdict cell has `check_timeout` seconds. A kernel that
-does not recover from an interrupt is shut down and the exercises left are marked `timeout`. The student's
-own `check`-tagged cells are skipped: the verdict cells run the same checks.
+does not recover from an interrupt is shut down and the exercises left are marked `timeout`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import shutil
 import tempfile
 import time
@@ -148,8 +149,24 @@ def _cell_error(cell) -> str:
     return ""
 
 
+def _check_positions(nb, exercises) -> dict[str, int]:
+    """{exercise name: index of the student's `check` cell that calls its check} (first one only)."""
+    found = {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "check" in catalog.tags(cell):
+            for e in exercises:
+                if e.name not in found and re.search(rf"\b{re.escape(e.check)}\s*\(", cell.source):
+                    found[e.name] = i
+    return found
+
+
 def _run(nb, exercises, workdir: Path, timeout: float, check_timeout: float) -> tuple[dict, dict, str]:
-    """Run the student's cells, then one verdict cell per exercise, in a fresh kernel.
+    """Run the student's cells in a fresh kernel, with the grader's verdict cells in place of their checks.
+
+    Each exercise is checked where the notebook checks it (its `check` cell is replaced by a verdict cell):
+    a later cell may rebind the name (chapter 07 puts the library's `combine` back). An exercise whose check
+    cell is gone, or whose function was not defined there yet, is checked again at the end. The student's
+    cells share `timeout` seconds; each verdict cell has `check_timeout`.
 
     Returns ({cell index: "ok" | "error: …" | "timeout" | "not run"}, {exercise name: verdict dict or
     "timeout" | "error: …"}, a note on the kernel ("" when all went well)).
@@ -158,13 +175,15 @@ def _run(nb, exercises, workdir: Path, timeout: float, check_timeout: float) -> 
 
     from .kernel import kernel_env, notebook_client
 
-    student_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "check" not in catalog.tags(c)]
-    first_verdict = len(nb.cells)
-    nb.cells += [_verdict_cell(e) for e in exercises]
+    by_name = {e.name: e for e in exercises}
+    in_place = _check_positions(nb, exercises)
+    for name, i in in_place.items():
+        nb.cells[i] = _verdict_cell(by_name[name])
+    placed = {i: name for name, i in in_place.items()}
     outcome, verdicts, note = {}, {}, ""
     client = notebook_client(nb, workdir / "notebooks", workdir, timeout=None, allow_errors=True)
     with client.setup_kernel(cleanup_kc=True, env=kernel_env()):
-        start, hung, last_timed_out = time.monotonic(), False, False
+        spent, hung, last_timed_out = 0.0, False, False
 
         def run_cell(index: int, limit: float) -> str:
             nonlocal hung, last_timed_out, note
@@ -185,25 +204,37 @@ def _run(nb, exercises, workdir: Path, timeout: float, check_timeout: float) -> 
             err = _cell_error(nb.cells[index])
             return f"error: {err}" if err else "ok"
 
-        for i in student_cells:
-            left = timeout - (time.monotonic() - start)
-            if hung or left <= 0:
-                outcome[i] = "not run"
-                continue
-            outcome[i] = run_cell(i, left)
-        if any(v == "not run" for v in outcome.values()) and not note:
-            note = f"the notebook ran past its time limit of {timeout:g} s; the cells after that were not run"
-        for k, exercise in enumerate(exercises):
-            index = first_verdict + k
+        def verdict(index: int):
             if hung:
-                verdicts[exercise.name] = "timeout" if "respond" in note else "error: the kernel died"
-                continue
+                return "timeout" if "respond" in note else "error: the kernel died"
             status = run_cell(index, check_timeout)
             data = [o["data"][VERDICT_MIME] for o in nb.cells[index].get("outputs", [])
                     if VERDICT_MIME in o.get("data", {})]
             if status == "ok":
-                status = data[0] if data else "error: the check reported no verdict"
-            verdicts[exercise.name] = status
+                return data[0] if data else "error: the check reported no verdict"
+            return status
+
+        for i, cell in enumerate(list(nb.cells)):
+            if cell.cell_type != "code" or ("check" in catalog.tags(cell) and i not in placed):
+                continue
+            if i in placed:
+                if "not run" not in outcome.values():  # else it runs at the end, if time allows
+                    verdicts[placed[i]] = verdict(i)
+                continue
+            left = timeout - spent
+            if hung or left <= 0:
+                outcome[i] = "not run"
+                continue
+            t0 = time.monotonic()
+            outcome[i] = run_cell(i, left)
+            spent += time.monotonic() - t0
+        if any(v == "not run" for v in outcome.values()) and not note:
+            note = f"the notebook ran past its time limit of {timeout:g} s; the cells after that were not run"
+        for e in exercises:  # checks that did not run in place, or found no function there
+            v = verdicts.get(e.name)
+            if v is None or (isinstance(v, dict) and not v.get("found")):
+                nb.cells.append(_verdict_cell(e))
+                verdicts[e.name] = verdict(len(nb.cells) - 1)
         if hung:
             try:
                 client.km.shutdown_kernel(now=True)

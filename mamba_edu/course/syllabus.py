@@ -315,7 +315,7 @@ def render_lab(s: Syllabus, number: int, notebooks_href: str = "../../../noteboo
     lines += _table(["status", "meaning"], [[k, v] for k, v in STATUS_MEANINGS.items()])
     lines += ["", f"Points: {POINTS_PER_EXERCISE} per passed exercise, {len(exercises) * POINTS_PER_EXERCISE} in all for this lab. "
               "A broken cell costs only the exercises that depend on it: the grader runs every other cell and checks "
-              "every other exercise. Your own check cells are skipped (the grader runs the same checks itself)."]
+              "every other exercise. The grader puts its own check cells in the place of yours: they run the same checks at the same point of the notebook."]
     return "\n".join(lines) + "\n"
 
 
