@@ -293,13 +293,14 @@ def _docs(dest: Path, s: syllabus.Syllabus, extra: tuple[str, ...], report: Buil
 def _readme(kind: str, s: syllabus.Syllabus, chapters: dict[int, Path]) -> str:
     rows = "\n".join(f"- `notebooks/{p.name}`" for p in chapters.values())
     if kind == "student":
-        return (f"# {s.title}: student notebooks\n\n"
+        return (f"# Student notebooks · {s.title}\n\n"
                 "Install the course package once (see `setup.md`), then open the notebooks from this folder:\n\n"
-                "```bash\njupyter lab notebooks/      # or: mamba-edu lab\nmamba-edu app               # the interactive app\n```\n\n"
+                "```bash\nexport TRITON_INTERPRET=1    # only on a machine without an NVIDIA GPU (chapter 09's kernels)\n"
+                "jupyter lab notebooks/\nmamba-edu app                # the interactive app\n```\n\n"
                 f"Chapters:\n\n{rows}\n\nThe schedule is in `syllabus.md`; each lab's handout in `labs/` says what to submit. "
                 "Exercises are the cells tagged `exercise` (a function whose body is `...`); the cell below each runs its check. "
                 "`results/` holds the trained models the notebooks read: keep it beside `notebooks/`.\n")
-    return (f"# {s.title}: instructor pack\n\n"
+    return (f"# Instructor pack · {s.title}\n\n"
             "- `notebooks/`: every chapter with the reference solutions written into its exercise cells (tagged `solution`); "
             "run them top to bottom and every check passes\n"
             "- `solutions/`: the reference solutions and the wrong answers each check is tested against\n"

@@ -193,8 +193,8 @@ def _run(nb, exercises, workdir: Path, timeout: float, check_timeout: float) -> 
             except CellTimeoutError:
                 if last_timed_out:  # the interrupt after the last timeout did not bring the kernel back
                     hung, note = True, "the kernel did not respond after an interrupt and was shut down"
-                else:
-                    client.km.interrupt_kernel()
+                    return "timeout: " + note
+                client.km.interrupt_kernel()
                 last_timed_out = True
                 return "timeout"
             except DeadKernelError:
@@ -205,8 +205,8 @@ def _run(nb, exercises, workdir: Path, timeout: float, check_timeout: float) -> 
             return f"error: {err}" if err else "ok"
 
         def verdict(index: int):
-            if hung:
-                return "timeout" if "respond" in note else "error: the kernel died"
+            if hung:  # not checked: the kernel is gone
+                return ("timeout: " if "respond" in note else "error: ") + note
             status = run_cell(index, check_timeout)
             data = [o["data"][VERDICT_MIME] for o in nb.cells[index].get("outputs", [])
                     if VERDICT_MIME in o.get("data", {})]
@@ -254,8 +254,9 @@ def _status(exercise: catalog.Exercise, nb, outcome: dict, verdict) -> tuple[str
         return ("error" if "your code raised" in message else "wrong"), message
     if verdict == "timeout":
         return "timeout", f"the check of `{exercise.name}` ran past its time limit (an endless loop?)"
-    if isinstance(verdict, str) and verdict.startswith("error"):
-        return "error", f"the check of `{exercise.name}` could not run: {verdict.removeprefix('error: ')}"
+    if isinstance(verdict, str) and verdict.startswith(("timeout: ", "error: ")):
+        kind, reason = verdict.split(": ", 1)
+        return kind, f"`{exercise.name}` was not checked: {reason}"
     definers = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "grader" not in catalog.tags(c)
                 and catalog.defines(c.source, exercise.name)]
     if not definers:
@@ -264,7 +265,7 @@ def _status(exercise: catalog.Exercise, nb, outcome: dict, verdict) -> tuple[str
     errors = [r for r in results if r.startswith("error")]
     if errors:
         return "error", f"the cell defining `{exercise.name}` raised {errors[-1].removeprefix('error: ')}"
-    if any(r in ("timeout", "not run") for r in results):
+    if any(r.startswith("timeout") or r == "not run" for r in results):
         return "timeout", f"the cell defining `{exercise.name}` ran past the time limit or was not reached"
     return "error", f"`{exercise.name}` is not a function after running the notebook"
 

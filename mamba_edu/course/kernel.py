@@ -8,6 +8,7 @@ notebooks read shipped files as ../results/..., so it must be a `notebooks/` fol
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -28,8 +29,10 @@ def notebook_client(nb, cwd: Path, sockets: Path, timeout: int | None, **options
     from jupyter_client.manager import KernelManager
 
     km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+    log = logging.getLogger("mamba_edu.course.nbclient")  # timeouts are reported by our callers, not logged
+    log.setLevel(logging.CRITICAL)
     return _client_class()(nb, km=km, timeout=timeout, startup_timeout=120, shutdown_kernel="immediate",
-                           resources={"metadata": {"path": str(cwd)}}, **options)
+                           resources={"metadata": {"path": str(cwd)}}, log=log, **options)
 
 
 def _client_class():
