@@ -3,20 +3,19 @@ and date, figure data equal to the JSON), the controls, a run on this machine at
 figure data come from the run), refused sizes on a CPU, and uploads (a malformed file gives a clear message
 and changes nothing; a valid one is added and compared)."""
 
-import base64
 import copy
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
 from mamba_edu import bench, hardware
 from mamba_edu.viz import bench as vb
+from plotly_data import arr
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app"
@@ -27,12 +26,6 @@ if str(APP) not in sys.path:
 
 pytestmark = pytest.mark.skipif(not H100.exists(), reason="no recorded results/bench/h100.json")
 ON_GPU = torch.cuda.is_available()
-
-
-def arr(v):
-    if isinstance(v, dict) and "bdata" in v:
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).astype(np.float64)
-    return np.asarray(v, dtype=np.float64)
 
 
 def ok(at):

@@ -1,29 +1,22 @@
 """The Memory hierarchy page through Streamlit's AppTest: defaults, every control at its extremes,
 recorded results when present, decoded figures."""
 
-import base64
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from mamba_edu import hardware
 from mamba_edu.hardware import DATASHEETS, IO_MODELS, ScanShape
+from plotly_data import arr
 
 APP = Path(__file__).resolve().parents[1] / "app"
 PAGE = str(APP / "pages" / "memory.py")
 if str(APP) not in sys.path:
     sys.path.insert(0, str(APP))  # the pages import _common, as they do under app/Home.py
-
-
-def arr(v):
-    if isinstance(v, dict) and "bdata" in v:
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).astype(np.float64)
-    return np.asarray(v, dtype=np.float64)
 
 
 @pytest.fixture(scope="module")

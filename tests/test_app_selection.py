@@ -1,7 +1,6 @@
 """The Selection page through Streamlit's AppTest: defaults, every control at its extremes, decoded figures
 compared with the library, and the rerun time at defaults."""
 
-import base64
 import json
 import sys
 import time
@@ -13,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from mamba_edu import probe, tasks
 from mamba_edu.train import load_checkpoint, predict_forward
+from plotly_data import arr
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app"
@@ -22,15 +22,6 @@ if str(APP) not in sys.path:
     sys.path.insert(0, str(APP))  # the pages import _common, as they do under app/Home.py
 
 pytestmark = pytest.mark.skipif(not (CKPT / "copy-mamba.pt").exists(), reason="results/tasks not generated")
-
-
-def arr(v):
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        if "shape" in v:
-            a = a.reshape([int(n) for n in str(v["shape"]).split(",")])
-        return a.astype(np.float64)
-    return np.asarray(v, dtype=np.float64)
 
 
 def start():

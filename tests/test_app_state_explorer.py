@@ -1,11 +1,9 @@
 """The state explorer page through AppTest: defaults, every control at its extremes, the figures' data
 decoded from the plotly spec and compared with the library."""
 
-import base64
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -13,19 +11,10 @@ from streamlit.testing.v1 import AppTest
 from mamba_edu import explore, probe, tasks
 from mamba_edu.tokenizer import text_targets, text_to_tokens
 from mamba_edu.train import load_checkpoint
+from plotly_data import tensor as arr
 
 ROOT = Path(__file__).resolve().parents[1]
 CKPT = ROOT / "results" / "tasks" / "checkpoints"
-
-
-def arr(v) -> torch.Tensor:
-    """A trace array of a decoded spec as float64: plotly writes numpy arrays as {'dtype', 'bdata'[, 'shape']}."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        if "shape" in v:  # "24, 300"
-            a = a.reshape([int(n) for n in str(v["shape"]).split(",")])
-        return torch.from_numpy(a.copy()).double()
-    return torch.tensor(v, dtype=torch.float64)
 
 
 def page(**widgets) -> AppTest:

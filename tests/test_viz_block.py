@@ -1,21 +1,13 @@
 """Figure builders of `mamba_edu.viz.block`: what they plot is what they were given."""
 
-import base64
 
-import numpy as np
 import pytest
 import torch
 
 from mamba_edu.models import AttentionBlock, MambaBlock, parameter_breakdown, trace_block
 from mamba_edu.viz.block import block_anatomy, decode_cost, parameters_by_part, throughput_vs_batch
 from mamba_edu.viz.cost import human_bytes
-
-
-def arr(v):
-    """A trace array from fig.to_dict(): plotly may encode numpy arrays as {'dtype', 'bdata'[, 'shape']}."""
-    if isinstance(v, dict) and "bdata" in v:
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).astype(np.float64)
-    return np.asarray(v, dtype=np.float64)
+from plotly_data import arr
 
 
 def test_block_anatomy_shows_every_stage_with_shape_and_parameters():

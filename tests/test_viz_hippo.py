@@ -1,6 +1,5 @@
 """Figure builders of mamba_edu.viz.hippo: trace counts, axis titles, and that the plotted values are the library's."""
 
-import base64
 
 import numpy as np
 import plotly.graph_objects as go
@@ -9,18 +8,9 @@ import torch
 
 from mamba_edu.hippo import basis, hippo_legs, hippo_project, hippo_reconstruct
 from mamba_edu.viz.hippo import coefficients_compare, error_vs_N, hippo_basis, hippo_reconstruction, matrix_heatmap
+from plotly_data import arr
 
 F64 = torch.float64
-
-
-def arr(v):
-    """A trace array from fig.to_dict(): plotly may encode numpy arrays as {'dtype', 'bdata'[, 'shape']}."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        if "shape" in v:
-            a = a.reshape([int(n) for n in str(v["shape"]).split(",")])
-        return a.astype(np.float64)
-    return np.asarray(v, dtype=np.float64)
 
 
 def title(axis):

@@ -1,6 +1,5 @@
 """Figure builders of mamba_edu.viz.lti: trace counts, axis titles, and that the plotted values are the library's."""
 
-import base64
 
 import numpy as np
 import plotly.graph_objects as go
@@ -11,18 +10,9 @@ from mamba_edu.discretize import bilinear
 from mamba_edu.hippo import hippo_legs
 from mamba_edu.lti import causal_conv, lti_kernel, lti_recurrent, s4d_init, s4d_kernel
 from mamba_edu.viz.lti import conv_kernel, modes_agree, timings_vs_L
+from plotly_data import arr
 
 F64 = torch.float64
-
-
-def arr(v):
-    """A trace array from fig.to_dict(): plotly may encode numpy arrays as {'dtype', 'bdata'[, 'shape']}."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        if "shape" in v:
-            a = a.reshape([int(n) for n in str(v["shape"]).split(",")])
-        return a.astype(np.float64)
-    return np.asarray(v, dtype=np.float64)
 
 
 def title(axis):

@@ -1,21 +1,13 @@
 """Figure builders of mamba_edu.viz.memory: what they plot is what the library computed."""
 
-import base64
 
-import numpy as np
 import pytest
 
 from mamba_edu import hardware
 from mamba_edu.hardware import DATASHEETS, IO_MODELS, MemoryLevel, ScanShape
 from mamba_edu.viz.cost import human_bytes
 from mamba_edu.viz.memory import hierarchy_bars, human_rate, io_bars, roofline_plot
-
-
-def arr(v):
-    """A trace array from fig.to_dict(): plotly may encode arrays as {'dtype', 'bdata'}."""
-    if isinstance(v, dict) and "bdata" in v:
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).astype(np.float64)
-    return np.asarray(v, dtype=np.float64)
+from plotly_data import arr
 
 
 def test_human_rate():

@@ -1,6 +1,5 @@
 """Figure builders of mamba_edu.viz.selection: the plotted values are the library's, decoded from the figure."""
 
-import base64
 import json
 
 import numpy as np
@@ -13,15 +12,7 @@ from mamba_edu.models import TinyLM
 from mamba_edu.viz.selection import (DELTA_FLOOR, delta_heatmap, gate_curves, kept_bars, mixing_matrices,
                                      token_series)
 from mamba_edu.viz.tasks import ROLES
-
-
-def arr(v):
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        if "shape" in v:
-            a = a.reshape([int(n) for n in str(v["shape"]).split(",")])
-        return a.astype(np.float64)
-    return np.asarray(v, dtype=np.float64)
+from plotly_data import arr
 
 
 def spec(fig):

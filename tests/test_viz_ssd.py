@@ -1,6 +1,5 @@
 """Figure builders of `mamba_edu.viz.ssd`: what they plot is what they were given."""
 
-import base64
 
 import numpy as np
 import pytest
@@ -8,14 +7,7 @@ import torch
 
 from mamba_edu import ssd
 from mamba_edu.viz.ssd import chunk_structure, flops_by_kind, sequence_matrices
-
-
-def _arr(v):
-    """A trace array from fig.to_dict(): plotly may encode numpy arrays as {'dtype', 'bdata'[, 'shape']}."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        return a.reshape([int(s) for s in v["shape"].split(",")]) if "shape" in v else a
-    return np.asarray([[np.nan if x is None else x for x in row] for row in v], dtype=np.float64)
+from plotly_data import arr as _arr
 
 
 def _head(l=10, n=2, seed=0):

@@ -1,6 +1,5 @@
 """Figure builders of mamba_edu.viz.tasks: the plotted values are the ones given, decoded from the figure."""
 
-import base64
 import json
 from pathlib import Path
 
@@ -11,19 +10,10 @@ import pytest
 from mamba_edu import tasks
 from mamba_edu.viz.tasks import (ROLES, accuracy_bars, extrapolation_curve, results_table, task_sequence,
                                  token_roles, training_curves)
+from plotly_data import arr
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "tasks" / "results.json"
-
-
-def arr(v):
-    """A trace array from fig.to_dict(): plotly may encode numpy arrays as {'dtype', 'bdata'[, 'shape']}."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        if "shape" in v:
-            a = a.reshape([int(n) for n in str(v["shape"]).split(",")])
-        return a.astype(np.float64)
-    return np.asarray(v, dtype=np.float64)
 
 
 def spec(fig):
