@@ -1,7 +1,13 @@
 """The fused selective scan in Triton: forward and backward, state never written to HBM.
 
-Read `selective_scan_simple.py` first: the same recurrence, one time step per iteration. This
-kernel makes two changes, both about moving data well:
+Read `selective_scan_simple.py` first: the same recurrence, one time step per iteration. Two
+forwards live here; `fused_op.config` picks one per shape (measured on an H100: results/bench/NOTES.md):
+
+- `_fused_fwd_kernel` (sequential, the default when b·d is large and N ≤ 32): the teaching loop
+  laid out so that each lane owns one channel and keeps its whole state in its own registers, with
+  the next step's loads issued before this step's arithmetic.
+- `_fused_fwd_chunked_kernel` (few sequences, or large N), which changes two things, both about
+  moving data well:
 
 1. Chunks of time. Each loop iteration takes BLOCK_L time steps at once. The loads of u, Δ, z
    (BLOCK_D, BLOCK_L) and B, C (BLOCK_N, BLOCK_L) are then contiguous along L (coalesced, wide)
@@ -11,6 +17,9 @@ kernel makes two changes, both about moving data well:
    operator (a1, b1) ⊕ (a2, b2) = (a1·a2, a2·b1 + b2)  (chapter 07), which gives for every t of
    the chunk  (Π_{s≤t} a_s, h_t assuming h = 0 before the chunk). The state carried in from the
    previous chunk enters as  h_t = (Π_{s≤t} a_s)·h_carry + h_t|0.
+
+Both write, for training, the state at the start of every BLOCK_L steps (a checkpoint 1/BLOCK_L the
+size of all states), which the backward starts from.
 
 Per program (one sequence, BLOCK_D channels), per chunk:
 
@@ -40,11 +49,9 @@ PyTorch adds up: deterministic, no atomics. No (batch, dim, L, N) tensor is ever
 
 from __future__ import annotations
 
-import torch
 import triton
 import triton.language as tl
 
-LOG2E = 1.4426950408889634
 
 
 @triton.jit

@@ -12,10 +12,15 @@ implementation is one `Implementation(...)` line in `_REGISTRY` below.
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import importlib.util
+import json
+import math
 import os
-from dataclasses import dataclass
+import platform
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
@@ -143,15 +148,6 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 #     fraction_*      = floor / measured time         1.0 would be at the floor
 # ----------------------------------------------------------------------------------------------
 
-import datetime as _dt  # noqa: E402
-import json as _json  # noqa: E402
-import math as _math  # noqa: E402
-import platform as _platform  # noqa: E402
-import time as _time  # noqa: E402
-from dataclasses import asdict as _asdict  # noqa: E402
-from dataclasses import field as _field  # noqa: E402
-from dataclasses import replace as dataclass_replace  # noqa: E402
-
 SCHEMA = hardware.BENCH_SCHEMA
 PASSES = ("forward", "forward_backward")
 STATUSES = ("ok", "wrong", "oom", "skipped", "error")
@@ -186,7 +182,7 @@ class BenchConfig:
     passes: tuple = PASSES
     attention: bool = True
     heads: int = 24  # attention heads (head dim = dim / heads)
-    extra: list = _field(default_factory=list)  # extra (batch, dim, L, N) shapes, all impls
+    extra: list = field(default_factory=list)  # extra (batch, dim, L, N) shapes, all impls
     naive_max_L: int = 4096  # the Python loop: one launch per step
     max_elements_cpu: int = 2**22  # b·d·l·n above which a CPU case is skipped (too slow)
 
@@ -311,7 +307,7 @@ def _attention_case(c: Case, device, heads: int):
             m = min(c.L, 128)  # the last m queries of head 0, against float64 softmax attention
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)[:1, :1, -m:]
             qs, ks, vs = (t[:1, :1].double() for t in (q, k, v))
-            s = qs[..., -m:, :] @ ks.transpose(-1, -2) / _math.sqrt(q.shape[-1])  # (1, 1, m, L)
+            s = qs[..., -m:, :] @ ks.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (1, 1, m, L)
             pos = torch.arange(c.L, device=device)
             s = s.masked_fill(pos[None, :] > pos[-m:, None], float("-inf"))
             return _rel(out, torch.softmax(s, -1) @ vs)
@@ -417,7 +413,7 @@ def measure_floors(device: torch.device) -> dict:
     """Copy bandwidth (bytes read + written) and exp2 throughput, measured now on `device`."""
     nbytes = 2**30 if device.type == "cuda" else 2**26
     return dict(copy_bytes_per_s=hardware.measure_copy_bandwidth(device, nbytes=nbytes),
-                exp_per_s=hardware.exp2_throughput(device))
+                exp_per_s=hardware.measure_exp_throughput(device))
 
 
 def environment(device: torch.device) -> dict:
@@ -432,7 +428,7 @@ def environment(device: torch.device) -> dict:
     from . import __version__
 
     versions = dict(mamba_edu=__version__, torch=torch.__version__, triton=hardware.triton_version(),
-                    cuda=torch.version.cuda, python=_platform.python_version())
+                    cuda=torch.version.cuda, python=platform.python_version())
     return dict(device=dev, versions=versions)
 
 
@@ -442,7 +438,7 @@ def run_bench(cfg: BenchConfig, device: str | torch.device = "cuda", progress: b
     called after each case (the app's progress bar)."""
     device = torch.device(device)
     cases = cfg.cases()
-    t0 = _time.time()
+    t0 = time.time()
     floors = measure_floors(device)
     records = []
     bar = None
@@ -453,7 +449,7 @@ def run_bench(cfg: BenchConfig, device: str | torch.device = "cuda", progress: b
     lost = None  # after an illegal memory access the CUDA context is unusable: stop measuring
     for i, c in enumerate(cases):
         if lost:
-            rec = {**measure_case(c, dataclass_replace(cfg), device, floors, dry=True), "status": "error",
+            rec = {**measure_case(c, cfg, device, floors, dry=True), "status": "error",
                    "reason": f"not run: the CUDA context was lost at an earlier case ({lost})"}
         else:
             rec = measure_case(c, cfg, device, floors)
@@ -467,9 +463,9 @@ def run_bench(cfg: BenchConfig, device: str | torch.device = "cuda", progress: b
             on_case(i, len(cases), rec)
     if bar is not None:
         bar.close()
-    settings = {k: v for k, v in _asdict(cfg).items()}
-    return dict(schema=SCHEMA, date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                **environment(device), settings=settings, floors=floors, seconds=round(_time.time() - t0, 1),
+    settings = {k: v for k, v in asdict(cfg).items()}
+    return dict(schema=SCHEMA, date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                **environment(device), settings=settings, floors=floors, seconds=round(time.time() - t0, 1),
                 cases=records)
 
 
@@ -504,7 +500,7 @@ def validate_results(data) -> dict:
             raise ValueError(f"case {i}: field 'pass' must be one of {', '.join(PASSES)}; got {c['pass']!r}.")
         if c["status"] == "ok":
             ms = c.get("ms")
-            if not isinstance(ms, (int, float)) or isinstance(ms, bool) or not ms > 0 or not _math.isfinite(ms):
+            if not isinstance(ms, (int, float)) or isinstance(ms, bool) or not ms > 0 or not math.isfinite(ms):
                 raise ValueError(f"case {i}: an 'ok' case needs a positive finite 'ms'; got {ms!r}.")
     return data
 
@@ -514,7 +510,7 @@ def load_results(path) -> dict:
     from pathlib import Path
 
     try:
-        data = _json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text())
     except ValueError as e:
         raise ValueError(f"{Path(path).name} is not valid JSON: {e}") from None
     return validate_results(data)
@@ -524,10 +520,45 @@ def save_results(results: dict, path) -> None:
     from pathlib import Path
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(_json.dumps(validate_results(results), indent=1) + "\n")
+    Path(path).write_text(json.dumps(validate_results(results), indent=1) + "\n")
 
 
 def ok_cases(results: dict, pass_: str = "forward", **where) -> list[dict]:
     """The timed cases of one pass, filtered by equal fields (e.g. batch=1, dim=1536, N=16)."""
     return [c for c in results["cases"] if c["status"] == "ok" and c["pass"] == pass_
             and all(c.get(k) == v for k, v in where.items())]
+
+
+def sweep_shape(results: dict) -> tuple[int, int, int]:
+    """(batch, dim, N) of the length sweep: the settings' own, else the most common among cases."""
+    s = results.get("settings", {})
+    if all(k in s for k in ("batch", "dim", "N")):
+        return int(s["batch"]), int(s["dim"]), int(s["N"])
+    counts: dict[tuple, int] = {}
+    for c in results["cases"]:
+        key = (c["batch"], c["dim"], c["N"])
+        counts[key] = counts.get(key, 0) + 1
+    return max(counts, key=counts.get)
+
+
+def crossover_length(results: dict, impl: str = "fused", other: str = "attention", pass_: str = "forward",
+                     shape: tuple | None = None) -> float | None:
+    """The sequence length where `other` (attention) becomes slower than `impl`, from measured times.
+
+    At the lengths where both ran, r(L) = log(t_other(L) / t_impl(L)). The first consecutive pair
+    L1 < L2 with r(L1) <= 0 < r(L2) brackets the crossover, interpolated linearly in (log L, r):
+
+        L* = exp(log L1 + (log L2 − log L1) · (−r1) / (r2 − r1))
+
+    None when there is no such pair (one of them is faster at every measured length).
+    """
+    b, d, n = shape or sweep_shape(results)
+    where = dict(batch=b, dim=d, N=n)
+    t_impl = {c["L"]: c["ms"] for c in ok_cases(results, pass_, impl=impl, **where)}
+    t_other = {c["L"]: c["ms"] for c in ok_cases(results, pass_, impl=other, **where)}
+    common = sorted(set(t_impl) & set(t_other))
+    r = [math.log(t_other[L] / t_impl[L]) for L in common]
+    for (L1, r1), (L2, r2) in zip(zip(common, r), zip(common[1:], r[1:])):
+        if r1 <= 0 < r2:
+            return math.exp(math.log(L1) + (math.log(L2) - math.log(L1)) * (-r1) / (r2 - r1))
+    return None

@@ -477,11 +477,18 @@ def measure_copy_bandwidth(device: str | torch.device = "cpu", nbytes: int = 2**
 
 
 def measure_exp_throughput(device: str | torch.device = "cpu", n: int = 2**16, repeat: int = 5) -> float:
-    """Exponentials per second of torch.exp on `n` fp32 values that fit in cache (median of `repeat`).
+    """Exponentials per second the device computes when nothing else limits it.
 
-    On a CPU this is the exp rate of the vector units; on a GPU an elementwise torch.exp is bound
-    by memory traffic, not by the exp units, so it is a lower bound there."""
+    CUDA (with Triton): the exp2 chain kernel of `mamba_edu.kernels.floors`, which keeps the values
+    in registers, so the special-function units are the limit (an elementwise torch.exp would be
+    limited by memory traffic instead). Elsewhere: torch.exp on `n` fp32 values that fit in cache
+    (median of `repeat`), the exp rate of the CPU's vector units."""
     check_int("measure_exp_throughput", "n", n)
+    device = torch.device(device)
+    if device.type == "cuda" and triton_version() is not None:
+        from .kernels.floors import exp2_per_second
+
+        return exp2_per_second(device)
     x = -torch.rand(n, device=device)  # (n,)
     y = torch.empty_like(x)  # (n,)
     seconds = median_seconds(lambda: torch.exp(x, out=y), repeat=repeat, warmup=2)
@@ -727,14 +734,3 @@ def backward_min_bytes(s: ScanShape) -> int:
     reads = per_tensor * (3 + int(s.has_z)) + 2 * bc  # u, Δ, ∂out (+ z); B, C
     writes = per_tensor * (2 + int(s.has_z)) + 2 * bc  # ∂u, ∂Δ (+ ∂z); ∂B, ∂C
     return reads + writes
-
-
-def exp2_throughput(device: str | torch.device = "cuda") -> float:
-    """Exponentials per second: on a CUDA device the Triton exp2 kernel of `mamba_edu.kernels.floors`
-    (the special-function units' ceiling); elsewhere torch.exp on cached data (measure_exp_throughput)."""
-    device = torch.device(device)
-    if device.type == "cuda" and triton_version() is not None:
-        from .kernels.floors import exp2_per_second
-
-        return exp2_per_second(device)
-    return measure_exp_throughput(device)

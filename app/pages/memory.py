@@ -26,8 +26,8 @@ def this_machine():
     """Levels, measured copy bandwidth and the exp peak of this machine (measured once per server)."""
     if on_gpu():
         bw = hardware.measure_copy_bandwidth("cuda", nbytes=2**30)
-        return "this GPU", hardware.memory_hierarchy("cuda", bandwidth=bw), bw, hardware.peak_exp_per_s("cuda"), \
-            "measured copy, derived exp peak"
+        return "this GPU", hardware.memory_hierarchy("cuda", bandwidth=bw), bw, hardware.measure_exp_throughput("cuda"), \
+            "measured copy and exp2"
     bw = hardware.measure_copy_bandwidth("cpu")
     return "this CPU", hardware.memory_hierarchy("cpu", bandwidth=bw), bw, hardware.measure_exp_throughput("cpu"), \
         "measured copy and exp"

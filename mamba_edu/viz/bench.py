@@ -5,7 +5,6 @@ Builders
     time_vs_length        median time against L per implementation (log–log), forward or fwd+bwd
     speedup_vs_length     each implementation's speed-up over a baseline implementation, against L
     floor_fractions       how close each run gets to the copy-bandwidth and exp2 floors (1 = at the floor)
-    crossover_length      the L where attention's measured time crosses the scan's (interpolated), or None
     attention_crossover   time(attention) / time(scan) against L per pass, the crossovers marked
     compare_runs          one implementation's time against L in several results (GPUs side by side)
     summary_table         a plain-text table of the timed cases (for the terminal)
@@ -20,6 +19,7 @@ from typing import Mapping
 
 import plotly.graph_objects as go
 
+from ..bench import crossover_length, sweep_shape  # noqa: F401 (re-exported: the figures' callers use them)
 from ._style import COLORS, style
 
 ORDER = ["naive", "parallel", "triton_simple", "triton_scan", "fused", "official", "attention"]
@@ -40,18 +40,6 @@ def _series(results: dict, pass_: str, batch: int, dim: int, N: int) -> dict[str
 
 def _rank(impl: str) -> int:
     return ORDER.index(impl) if impl in ORDER else len(ORDER)
-
-
-def sweep_shape(results: dict) -> tuple[int, int, int]:
-    """(batch, dim, N) of the length sweep: the settings' own, else the most common among cases."""
-    s = results.get("settings", {})
-    if all(k in s for k in ("batch", "dim", "N")):
-        return int(s["batch"]), int(s["dim"]), int(s["N"])
-    counts: dict[tuple, int] = {}
-    for c in results["cases"]:
-        key = (c["batch"], c["dim"], c["N"])
-        counts[key] = counts.get(key, 0) + 1
-    return max(counts, key=counts.get)
 
 
 def _label(results: dict) -> str:
@@ -148,29 +136,6 @@ def write_report(results: dict, path) -> Path:
     parts.append("<pre>" + summary_table(results) + "</pre>")
     path.write_text("<html><head><meta charset='utf-8'></head><body>" + "\n".join(parts) + "</body></html>")
     return path
-
-
-def crossover_length(results: dict, impl: str = "fused", other: str = "attention", pass_: str = "forward",
-                     shape: tuple | None = None) -> float | None:
-    """The sequence length where `other` (attention) becomes slower than `impl`, from measured times.
-
-    At the lengths where both ran, r(L) = log(t_other(L) / t_impl(L)). The first consecutive pair
-    L1 < L2 with r(L1) <= 0 < r(L2) brackets the crossover, interpolated linearly in (log L, r):
-
-        L* = exp(log L1 + (log L2 − log L1) · (−r1) / (r2 − r1))
-
-    None when there is no such pair (one of them is faster at every measured length).
-    """
-    b, d, n = shape or sweep_shape(results)
-    series = _series(results, pass_, b, d, n)
-    t_impl = {c["L"]: c["ms"] for c in series.get(impl, [])}
-    t_other = {c["L"]: c["ms"] for c in series.get(other, [])}
-    common = sorted(set(t_impl) & set(t_other))
-    r = [math.log(t_other[L] / t_impl[L]) for L in common]
-    for (L1, r1), (L2, r2) in zip(zip(common, r), zip(common[1:], r[1:])):
-        if r1 <= 0 < r2:
-            return math.exp(math.log(L1) + (math.log(L2) - math.log(L1)) * (-r1) / (r2 - r1))
-    return None
 
 
 def attention_crossover(results: dict, impl: str = "fused", passes: tuple = ("forward", "forward_backward"),
