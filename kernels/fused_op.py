@@ -19,7 +19,8 @@ import triton
 from torch import Tensor
 
 from ._prep import block_d, next_pow2, prepare, strides
-from .selective_scan_fused import _fused_bwd_kernel, _fused_fwd_chunked_kernel, _fused_fwd_kernel
+from .selective_scan_fused import (_bwd_lscan_kernel, _fused_bwd_kernel, _fused_fwd_chunked_kernel,
+                                   _fused_fwd_kernel, _fwd_lscan_kernel)
 
 FUNC = "selective_scan_fused"
 
@@ -30,31 +31,23 @@ OVERRIDE_BWD: dict = {}
 
 
 def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, backward: bool = False) -> dict:
-    """Block sizes and warps for a launch (measured on an H100; see results/bench/NOTES.md).
+    """Which kernel, block sizes and warps for a launch (measured on an H100; see results/bench/NOTES.md).
 
-    BLOCK_L is the chunk length: forward and backward must use the same (the checkpoints are per
-    chunk). On a CPU under the interpreter, small blocks keep the Python-level emulation fast.
+    KERNEL is "lscan" (time along the lanes), "sequential" or "chunked" (forward only; their
+    backward is the chunked one). BLOCK_L is the chunk length: forward and backward must use the
+    same (the checkpoints are per chunk). On a CPU under the interpreter, small blocks keep the
+    Python-level emulation fast.
     """
     bn = next_pow2(n)
     if device.type != "cuda":
-        return dict(BLOCK_D=block_d(d, g, 4), BLOCK_N=bn, BLOCK_L=16, num_warps=1, SEQUENTIAL=bn <= 32)
-    # Few sequences (b·d/16 programs would leave SMs idle): the chunked forward, which finishes a
-    # chunk's arithmetic in parallel, was faster on the H100 (2.1 ms against 3.1 at b = 1, d = 1536,
-    # L = 8192); otherwise the sequential one (1.65 ms against 2.0 at 8 × 1536 × 2048).
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
-    few = b * d < 16 * 4 * sms
-    bl = 32 if (few or bn > 16) else 64
-    if backward:  # the chunked-scan backward (BLOCK_L must match the forward's checkpoints)
-        cfg = dict(BLOCK_D=(4 if bn <= 16 else 2 if bn <= 64 else 1), BLOCK_N=bn, BLOCK_L=bl, num_warps=4)
-    elif bn <= 32 and not few:  # the sequential forward: one lane per channel, its state in registers
-        cfg = dict(BLOCK_D=16, BLOCK_N=bn, BLOCK_L=bl, num_warps=1, SEQUENTIAL=True)
-    else:  # chunked-scan forward: few sequences, or a state too large for one lane's registers
-        cfg = dict(BLOCK_D=8 if bn <= 16 else 4 if bn <= 64 else 2, BLOCK_N=bn, BLOCK_L=bl,
-                   num_warps=2 if bn <= 16 else 4, SEQUENTIAL=False)
+        cfg = dict(KERNEL="lscan", BLOCK_D=2, BLOCK_L=16, num_warps=1)
+    else:
+        cfg = dict(KERNEL="lscan", BLOCK_D=4, BLOCK_L=512, num_warps=4)
     cfg.update(OVERRIDE)
     if backward:
         cfg.update(OVERRIDE_BWD)
     cfg["BLOCK_D"] = block_d(d, g, cfg["BLOCK_D"])
+    cfg["BLOCK_N"] = bn
     return cfg
 
 
@@ -71,34 +64,47 @@ def _opt(t: Optional[Tensor], like: Tensor) -> Tensor:
 @torch.library.custom_op("mamba_edu::selective_scan_fwd", mutates_args=())
 def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
                        z: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool,
-                       save_checkpoints: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """(out (b, d, l), last state (b, d, n) fp32, checkpoints (b, d, chunks, n) fp32 or empty)."""
+                       save_checkpoints: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(out (b, d, l), last state (b, d, n) fp32, checkpoints (b, d, chunks, n) fp32 or empty,
+    the value before the gate (b, d, l) fp32 for the backward, or empty)."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
     cfg = config(b, d, l, n, g, u.device)
-    kernel = _fused_fwd_kernel if cfg.pop("SEQUENTIAL") else _fused_fwd_chunked_kernel
+    kind = cfg.pop("KERNEL")
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     out = torch.empty_like(u, memory_format=torch.contiguous_format)  # (b, d, l)
-    last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
     shape = (b, d, n_chunks, n) if save_checkpoints else (0,)
     ckpt = torch.empty(shape, device=u.device, dtype=torch.float32)
     grid = (triton.cdiv(d, cfg["BLOCK_D"]), b)
+    common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *out.stride())
+    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                 SOFTPLUS=delta_softplus, STORE_CKPT=save_checkpoints)
+    pre = u.new_empty(0, dtype=torch.float32)
+    if kind == "lscan":
+        cfg.pop("BLOCK_N")
+        carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other
+        if save_checkpoints and z is not None:
+            pre = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
+        _fwd_lscan_kernel[grid](
+            u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out, carry, ckpt, pre if pre.numel() else out,
+            d, l, n, d // g, n_chunks, b * d * n, *common, **flags, **cfg)
+        return out, carry[n_chunks % 2].clone(), ckpt, pre
+    last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
+    kernel = _fused_fwd_kernel if kind == "sequential" else _fused_fwd_chunked_kernel
     kernel[grid](
         u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out, last, ckpt,
-        d, l, n, d // g, n_chunks,
-        *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *out.stride(),
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
-        STORE_LAST=True, STORE_CKPT=save_checkpoints, **cfg,
-    )
-    return out, last, ckpt
+        d, l, n, d // g, n_chunks, *common, STORE_LAST=True, **flags, **cfg)
+    return out, last, ckpt, pre
 
 
 @selective_scan_fwd.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_checkpoints):
     b, d, l, n = u.shape[0], u.shape[1], u.shape[2], A.shape[1]
-    bl = config(b, d, l, n, B.shape[1], u.device)["BLOCK_L"]
-    shape = (b, d, triton.cdiv(l, bl), n) if save_checkpoints else (0,)
+    cfg = config(b, d, l, n, B.shape[1], u.device)
+    shape = (b, d, triton.cdiv(l, cfg["BLOCK_L"]), n) if save_checkpoints else (0,)
+    pre = (b, d, l) if (save_checkpoints and z is not None and cfg["KERNEL"] == "lscan") else (0,)
     return (torch.empty_like(u, memory_format=torch.contiguous_format),
-            u.new_empty(b, d, n, dtype=torch.float32), u.new_empty(shape, dtype=torch.float32))
+            u.new_empty(b, d, n, dtype=torch.float32), u.new_empty(shape, dtype=torch.float32),
+            u.new_empty(pre, dtype=torch.float32))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -109,12 +115,12 @@ def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_checkpoints):
 @torch.library.custom_op("mamba_edu::selective_scan_bwd", mutates_args=())
 def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
                        z: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool, ckpt: Tensor,
-                       dout: Tensor, dlast: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor,
-                                                                         Tensor, Tensor, Tensor]:
+                       pre: Tensor, dout: Tensor, dlast: Optional[Tensor]
+                       ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); an absent input's gradient is an empty tensor."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
     cfg = config(b, d, l, n, g, u.device, backward=True)
-    cfg.pop("SEQUENTIAL", None)
+    kind = cfg.pop("KERNEL")
     bd = cfg["BLOCK_D"]
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     n_dblocks = triton.cdiv(d, bd)
@@ -129,15 +135,18 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     dD_part = torch.empty(b, d, **f32)
     dbias_part = torch.empty(b, d, **f32)
     grid = (n_dblocks, b)
-    _fused_bwd_kernel[grid](
-        u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), dout,
-        dlast.contiguous() if dlast is not None else u, ckpt,
-        du, ddelta, dz if z is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part,
-        d, l, n, d // g, n_chunks, n_dblocks,
-        *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *dout.stride(),
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
-        HAS_DLAST=dlast is not None, **cfg,
-    )
+    args = (u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), dout,
+            dlast.contiguous() if dlast is not None else u, ckpt)
+    grads = (du, ddelta, dz if z is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part)
+    common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *dout.stride())
+    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
+                 HAS_DLAST=dlast is not None)
+    if kind == "lscan":
+        carry = torch.empty(2, b, d, n, **f32)  # ∂loss/∂h at chunk starts: read one half, write the other
+        _bwd_lscan_kernel[grid](*args, pre if pre.numel() else u, carry, *grads,
+                                d, l, n, d // g, n_chunks, n_dblocks, b * d * n, *common, **flags, **cfg)
+    else:
+        _fused_bwd_kernel[grid](*args, *grads, d, l, n, d // g, n_chunks, n_dblocks, *common, **flags, **cfg)
     # the channel blocks of one group share that group's B_t and C_t: add their partials
     dB = dB_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(B.dtype)  # (b, g, n, l)
     dC = dC_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(C.dtype)
@@ -148,7 +157,7 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
 
 
 @selective_scan_bwd.register_fake
-def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt, dout, dlast):
+def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt, pre, dout, dlast):
     e = u.new_empty(0)
     return (torch.empty_like(u), torch.empty_like(delta), torch.empty_like(A), torch.empty_like(B),
             torch.empty_like(C), torch.empty_like(D) if D is not None else e,
@@ -158,17 +167,17 @@ def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt, dout, dlast):
 
 def _setup_context(ctx, inputs, output):
     u, delta, A, B, C, D, z, delta_bias, delta_softplus, _ = inputs
-    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, output[2])
+    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, output[2], output[3])
     ctx.delta_softplus = delta_softplus
 
 
-def _backward(ctx, dout, dlast, _dckpt):
-    u, delta, A, B, C, D, z, delta_bias, ckpt = ctx.saved_tensors
+def _backward(ctx, dout, dlast, _dckpt, _dpre):
+    u, delta, A, B, C, D, z, delta_bias, ckpt, pre = ctx.saved_tensors
     if ckpt.numel() == 0:
         raise RuntimeError("selective_scan_fused: no checkpoints were saved (the forward ran without grad).")
     if dout is None:
         dout = torch.zeros_like(u)
-    grads = selective_scan_bwd(u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, ckpt, dout, dlast)
+    grads = selective_scan_bwd(u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, ckpt, pre, dout, dlast)
     du, ddelta, dA, dB, dC, dD, dz, dbias = grads
     return (du, ddelta, dA, dB, dC, dD if D is not None else None, dz if z is not None else None,
             dbias if delta_bias is not None else None, None, None)
@@ -188,5 +197,5 @@ def selective_scan_fused(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
     b, d, l, n, g, B4, C4 = prepare(FUNC, u, delta, A, B, C, D, z, delta_bias)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias))
-    out, last, _ = selective_scan_fwd(u, delta, A, B4, C4, D, z, delta_bias, bool(delta_softplus), needs_grad)
+    out, last, _, _ = selective_scan_fwd(u, delta, A, B4, C4, D, z, delta_bias, bool(delta_softplus), needs_grad)
     return (out, last) if return_last_state else out

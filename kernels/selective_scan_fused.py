@@ -359,3 +359,213 @@ def _fused_bwd_kernel(
         tl.store(dD_ptr + pid_b * dim + offs_d, dD_acc, mask=mask_d)
     if HAS_BIAS:
         tl.store(dbias_ptr + pid_b * dim + offs_d, dbias_acc, mask=mask_d)
+
+
+# ----------------------------------------------------------------------------------------------
+# Time inside the threads: the layout of the official CUDA kernel
+# ----------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _fwd_lscan_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, carry_ptr, ckpt_ptr, pre_ptr,
+    dim, L, N, dim_per_group, n_chunks, carry_stride,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
+    sz_b, sz_d, sz_l, so_b, so_d, so_l,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    STORE_CKPT: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    """Tiles (BLOCK_D, BLOCK_L) with time along the lanes, one state entry n at a time.
+
+    Each lane holds a run of consecutive time steps of a channel (the loads along L are contiguous,
+    so Triton gives each lane 16 bytes of them). For n = 0..N-1 the chunk's recurrence
+    h_t = a_t·h_{t-1} + b_t is one `tl.associative_scan` along L: inside a lane it is a plain loop
+    (one multiply-add per step), and only the lanes' totals travel between lanes. y accumulates
+    C_t[n]·h_t over n in registers. B and C rows are read once per (program, n) and serve BLOCK_D
+    channels. The state carried to the next chunk (and the last state) is written by the lane that
+    holds the chunk's last step into a small (2, b, d, N) buffer (one half read, the other written,
+    swapped every chunk).
+    """
+    pid_b = tl.program_id(1).to(tl.int64)
+    pid_d = tl.program_id(0).to(tl.int64)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)  # (BD,)
+    offs_l = tl.arange(0, BLOCK_L)  # (BL,)
+    mask_d = offs_d < dim
+    grp = (pid_d * BLOCK_D) // dim_per_group
+    at_end = mask_d[:, None] & (offs_l == BLOCK_L - 1)[None, :]  # (BD, BL): the chunk's last step
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
+    u_base = u_ptr + pid_b * su_b + offs_d[:, None] * su_d  # (BD, 1)
+    dt_base = dt_ptr + pid_b * sdt_b + offs_d[:, None] * sdt_d
+    z_base = z_ptr + pid_b * sz_b + offs_d[:, None] * sz_d
+    o_base = out_ptr + pid_b * so_b + offs_d[:, None] * so_d
+    p_base = pre_ptr + (pid_b * dim + offs_d[:, None]) * L
+    A_col = A_ptr + offs_d * sA_d  # (BD,): entry n at + n·sA_n
+    B_row = B_ptr + pid_b * sB_b + grp * sB_g  # row n at + n·sB_n
+    C_row = C_ptr + pid_b * sC_b + grp * sC_g
+    h_base = carry_ptr + (pid_b * dim + offs_d) * N  # (BD,): entry n at + n
+    ck_base = ckpt_ptr + (pid_b * dim + offs_d) * n_chunks * N  # (BD,)
+
+    for c in range(0, n_chunks):
+        t = c * BLOCK_L + offs_l  # (BL,)
+        mask_l = t < L
+        m_dl = mask_d[:, None] & mask_l[None, :]  # (BD, BL)
+        h_rd = h_base + (c % 2) * carry_stride  # the state before this chunk
+        h_wr = h_base + ((c + 1) % 2) * carry_stride  # the state after it
+        # HBM → registers: this chunk of u and Δ, contiguous along L
+        u = tl.load(u_base + t[None, :] * su_l, mask=m_dl, other=0.0).to(tl.float32)  # (BD, BL)
+        dt = tl.load(dt_base + t[None, :] * sdt_l, mask=m_dl, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            dt += bias[:, None]
+        if SOFTPLUS:
+            dt = _softplus(dt)
+        dt = tl.where(m_dl, dt, 0.0)  # past the end: a = 1, b = 0, the state passes unchanged
+        dtu = dt * u
+        y = tl.zeros((BLOCK_D, BLOCK_L), dtype=tl.float32)
+        for n in range(0, N):
+            A2 = tl.load(A_col + n * sA_n, mask=mask_d, other=0.0).to(tl.float32) * 1.4426950408889634
+            Bn = tl.load(B_row + n * sB_n + t * sB_l, mask=mask_l, other=0.0).to(tl.float32)  # (BL,)
+            Cn = tl.load(C_row + n * sC_n + t * sC_l, mask=mask_l, other=0.0).to(tl.float32)
+            h0 = tl.load(h_rd + n, mask=mask_d & (c > 0), other=0.0)  # (BD,)
+            if STORE_CKPT:
+                tl.store(ck_base + c * N + n, h0, mask=mask_d)
+            a = tl.exp2(dt * A2[:, None])  # (BD, BL): exp(Δ·A)
+            bu = dtu * Bn[None, :]  # Δ·u·B
+            a_cum, h_in = tl.associative_scan((a, bu), axis=1, combine_fn=first_order_combine)
+            h = a_cum * h0[:, None] + h_in  # (BD, BL): h_t[n]
+            y += h * Cn[None, :]
+            tl.store(h_wr[:, None] + n + offs_l[None, :] * 0, h, mask=at_end)
+        tl.debug_barrier()  # the carried state is written before the next chunk reads it
+        if HAS_D:
+            y += Dv[:, None] * u
+        if HAS_Z:
+            if STORE_CKPT:  # the backward's dz needs the value before the gate
+                tl.store(p_base + t[None, :], y, mask=m_dl)
+            z = tl.load(z_base + t[None, :] * sz_l, mask=m_dl, other=0.0).to(tl.float32)
+            y *= z * tl.sigmoid(z)
+        tl.store(o_base + t[None, :] * so_l, y, mask=m_dl)  # registers → HBM: out only
+
+
+@triton.jit
+def _bwd_lscan_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, dlast_ptr, ckpt_ptr, pre_ptr,
+    carry_ptr, du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    dim, L, N, dim_per_group, n_chunks, n_dblocks, carry_stride,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
+    sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_DLAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    """The backward in the forward's layout: chunks last to first, one state entry n at a time."""
+    pid_b = tl.program_id(1).to(tl.int64)
+    pid_d = tl.program_id(0).to(tl.int64)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)  # (BD,)
+    offs_l = tl.arange(0, BLOCK_L)  # (BL,)
+    offs_n = tl.arange(0, BLOCK_N)  # (BN,)
+    mask_d = offs_d < dim
+    grp = (pid_d * BLOCK_D) // dim_per_group
+    at_start = mask_d[:, None] & (offs_l == 0)[None, :]  # (BD, BL): the chunk's first step
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
+    u_base = u_ptr + pid_b * su_b + offs_d[:, None] * su_d  # (BD, 1)
+    dt_base = dt_ptr + pid_b * sdt_b + offs_d[:, None] * sdt_d
+    z_base = z_ptr + pid_b * sz_b + offs_d[:, None] * sz_d
+    do_base = dout_ptr + pid_b * sdo_b + offs_d[:, None] * sdo_d
+    g_base = (pid_b * dim + offs_d[:, None]) * L  # (BD, 1): du, dΔ, dz, pre are contiguous (b, d, L)
+    A_col = A_ptr + offs_d * sA_d  # (BD,)
+    B_row = B_ptr + pid_b * sB_b + grp * sB_g
+    C_row = C_ptr + pid_b * sC_b + grp * sC_g
+    ck_base = ckpt_ptr + (pid_b * dim + offs_d) * n_chunks * N  # (BD,)
+    gc_base = carry_ptr + (pid_b * dim + offs_d) * N  # (BD,): ∂loss/∂h carried backwards
+    part_base = (pid_b * n_dblocks + pid_d) * N * L  # dB, dC partials (b, n_dblocks, N, L)
+
+    dA_acc = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+    dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    for ci in range(0, n_chunks):
+        c = n_chunks - 1 - ci  # last chunk first
+        t = c * BLOCK_L + offs_l  # (BL,)
+        tn = t + 1  # the next step, for a_{t+1}
+        mask_l = t < L
+        m_dl = mask_d[:, None] & mask_l[None, :]
+        m_dln = mask_d[:, None] & (tn < L)[None, :]
+        g_rd = gc_base + (ci % 2) * carry_stride
+        g_wr = gc_base + ((ci + 1) % 2) * carry_stride
+        u = tl.load(u_base + t[None, :] * su_l, mask=m_dl, other=0.0).to(tl.float32)  # (BD, BL)
+        dt_raw = tl.load(dt_base + t[None, :] * sdt_l, mask=m_dl, other=0.0).to(tl.float32)
+        dtn = tl.load(dt_base + tn[None, :] * sdt_l, mask=m_dln, other=0.0).to(tl.float32)
+        dout = tl.load(do_base + t[None, :] * sdo_l, mask=m_dl, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            dt_raw += bias[:, None]
+            dtn += bias[:, None]
+        if SOFTPLUS:
+            dt = _softplus(dt_raw)
+            dtn = _softplus(dtn)
+        else:
+            dt = dt_raw
+        dt = tl.where(m_dl, dt, 0.0)
+        dtn = tl.where(m_dln, dtn, 0.0)  # a_{t+1} = 1 past the end
+        dtu = dt * u
+        # the gate: out = pre·silu(z), pre = y + D·u saved by the forward
+        if HAS_Z:
+            z = tl.load(z_base + t[None, :] * sz_l, mask=m_dl, other=0.0).to(tl.float32)
+            pre = tl.load(pre_ptr + g_base + t[None, :], mask=m_dl, other=0.0)
+            sig = tl.sigmoid(z)
+            tl.store(dz_ptr + g_base + t[None, :], dout * pre * sig * (1.0 + z * (1.0 - sig)), mask=m_dl)
+            dy = dout * z * sig
+        else:
+            dy = dout
+        gB = tl.zeros((BLOCK_D, BLOCK_L), dtype=tl.float32)  # Σ_n g·B
+        gAah = tl.zeros((BLOCK_D, BLOCK_L), dtype=tl.float32)  # Σ_n g·A·a_t·h_{t-1}
+        for n in range(0, N):
+            An = tl.load(A_col + n * sA_n, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
+            A2 = An * 1.4426950408889634
+            Bn = tl.load(B_row + n * sB_n + t * sB_l, mask=mask_l, other=0.0).to(tl.float32)  # (BL,)
+            Cn = tl.load(C_row + n * sC_n + t * sC_l, mask=mask_l, other=0.0).to(tl.float32)
+            h0 = tl.load(ck_base + c * N + n, mask=mask_d, other=0.0)  # (BD,): state before the chunk
+            # recompute the states of the chunk
+            a = tl.exp2(dt * A2[:, None])  # (BD, BL)
+            bu = dtu * Bn[None, :]
+            a_cum, h_in = tl.associative_scan((a, bu), axis=1, combine_fn=first_order_combine)
+            h = a_cum * h0[:, None] + h_in
+            # the adjoint g_t = C_t·dy_t + a_{t+1}·g_{t+1}, a reverse scan, g after the chunk carried in
+            g1 = tl.load(g_rd + n, mask=mask_d & (ci > 0), other=0.0)  # (BD,)
+            if HAS_DLAST:
+                g1 += tl.load(dlast_ptr + (pid_b * dim + offs_d) * N + n, mask=mask_d & (ci == 0), other=0.0)
+            a_next = tl.exp2(dtn * A2[:, None])
+            a_rev, g_in = tl.associative_scan((a_next, dy * Cn[None, :]), axis=1,
+                                              combine_fn=first_order_combine, reverse=True)
+            g = a_rev * g1[:, None] + g_in  # (BD, BL)
+            tl.store(g_wr[:, None] + n + offs_l[None, :] * 0, g, mask=at_start)
+            # gradients: a_t·h_{t-1} = h_t − b_t
+            gah = g * (h - bu)
+            gB += g * Bn[None, :]
+            gAah += gah * An[:, None]
+            dA_n = tl.sum(gah * dt, axis=1)  # (BD,)
+            dA_acc += tl.where(offs_n[None, :] == n, dA_n[:, None], 0.0)
+            tl.store(dB_ptr + part_base + n * L + t, tl.sum(g * dtu, axis=0), mask=mask_l)  # (BL,)
+            tl.store(dC_ptr + part_base + n * L + t, tl.sum(h * dy, axis=0), mask=mask_l)
+        tl.debug_barrier()  # the carried adjoint is written before the next chunk reads it
+        ddt = gB * u + gAah
+        du = gB * dt
+        if HAS_D:
+            du += Dv[:, None] * dy
+            dD_acc += tl.sum(tl.where(m_dl, dy * u, 0.0), axis=1)
+        if SOFTPLUS:
+            ddt = ddt * tl.sigmoid(dt_raw)
+        ddt = tl.where(m_dl, ddt, 0.0)
+        dbias_acc += tl.sum(ddt, axis=1)
+        tl.store(du_ptr + g_base + t[None, :], du, mask=m_dl)
+        tl.store(ddt_ptr + g_base + t[None, :], ddt, mask=m_dl)
+    tl.store(dA_ptr + (pid_b * dim + offs_d[:, None]) * N + offs_n[None, :], dA_acc,
+             mask=mask_d[:, None] & (offs_n < N)[None, :])
+    if HAS_D:
+        tl.store(dD_ptr + pid_b * dim + offs_d, dD_acc, mask=mask_d)
+    if HAS_BIAS:
+        tl.store(dbias_ptr + pid_b * dim + offs_d, dbias_acc, mask=mask_d)
