@@ -64,9 +64,9 @@ def _opt(t: Optional[Tensor], like: Tensor) -> Tensor:
 @torch.library.custom_op("mamba_edu::selective_scan_fwd", mutates_args=())
 def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
                        z: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool,
-                       save_checkpoints: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(out (b, d, l), last state (b, d, n) fp32, checkpoints (b, d, chunks, n) fp32 or empty,
-    the value before the gate (b, d, l) fp32 for the backward, or empty)."""
+                       save_checkpoints: bool, return_last_state: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(out (b, d, l), last state (b, d, n) fp32 or empty, checkpoints (b, d, chunks, n) fp32 or
+    empty, the value before the gate (b, d, l) fp32 for the backward, or empty)."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
     cfg = config(b, d, l, n, g, u.device)
     kind = cfg.pop("KERNEL")
@@ -84,10 +84,13 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
         carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other
         if save_checkpoints and z is not None:
             pre = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
+        # one chunk, no checkpoints and no last state wanted: nothing needs the state after the scan
+        need_carry = n_chunks > 1 or save_checkpoints or return_last_state
         _fwd_lscan_kernel[grid](
             u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out, carry, ckpt, pre if pre.numel() else out,
-            d, l, n, d // g, n_chunks, b * d * n, *common, **flags, **cfg)
-        return out, carry[n_chunks % 2].clone(), ckpt, pre
+            d, l, n, d // g, n_chunks, b * d * n, *common, **flags, NEED_CARRY=need_carry, **cfg)
+        last = carry[n_chunks % 2].clone() if return_last_state else u.new_empty(0, dtype=torch.float32)
+        return out, last, ckpt, pre
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
     kernel = _fused_fwd_kernel if kind == "sequential" else _fused_fwd_chunked_kernel
     kernel[grid](
@@ -97,13 +100,14 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
 
 
 @selective_scan_fwd.register_fake
-def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_checkpoints):
+def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_checkpoints, return_last_state):
     b, d, l, n = u.shape[0], u.shape[1], u.shape[2], A.shape[1]
     cfg = config(b, d, l, n, B.shape[1], u.device)
     shape = (b, d, triton.cdiv(l, cfg["BLOCK_L"]), n) if save_checkpoints else (0,)
     pre = (b, d, l) if (save_checkpoints and z is not None and cfg["KERNEL"] == "lscan") else (0,)
+    last = (b, d, n) if (return_last_state or cfg["KERNEL"] != "lscan") else (0,)
     return (torch.empty_like(u, memory_format=torch.contiguous_format),
-            u.new_empty(b, d, n, dtype=torch.float32), u.new_empty(shape, dtype=torch.float32),
+            u.new_empty(last, dtype=torch.float32), u.new_empty(shape, dtype=torch.float32),
             u.new_empty(pre, dtype=torch.float32))
 
 
@@ -166,7 +170,7 @@ def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt, pre, dout, dlas
 
 
 def _setup_context(ctx, inputs, output):
-    u, delta, A, B, C, D, z, delta_bias, delta_softplus, _ = inputs
+    u, delta, A, B, C, D, z, delta_bias, delta_softplus, _, _ = inputs
     ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, output[2], output[3])
     ctx.delta_softplus = delta_softplus
 
@@ -177,10 +181,12 @@ def _backward(ctx, dout, dlast, _dckpt, _dpre):
         raise RuntimeError("selective_scan_fused: no checkpoints were saved (the forward ran without grad).")
     if dout is None:
         dout = torch.zeros_like(u)
+    if dlast is not None and dlast.numel() == 0:  # the last state was not returned
+        dlast = None
     grads = selective_scan_bwd(u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, ckpt, pre, dout, dlast)
     du, ddelta, dA, dB, dC, dD, dz, dbias = grads
     return (du, ddelta, dA, dB, dC, dD if D is not None else None, dz if z is not None else None,
-            dbias if delta_bias is not None else None, None, None)
+            dbias if delta_bias is not None else None, None, None, None)
 
 
 selective_scan_fwd.register_autograd(_backward, setup_context=_setup_context)
@@ -197,5 +203,6 @@ def selective_scan_fused(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
     b, d, l, n, g, B4, C4 = prepare(FUNC, u, delta, A, B, C, D, z, delta_bias)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias))
-    out, last, _, _ = selective_scan_fwd(u, delta, A, B4, C4, D, z, delta_bias, bool(delta_softplus), needs_grad)
+    out, last, _, _ = selective_scan_fwd(u, delta, A, B4, C4, D, z, delta_bias, bool(delta_softplus), needs_grad,
+                                         bool(return_last_state))
     return (out, last) if return_last_state else out

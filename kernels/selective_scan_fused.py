@@ -374,7 +374,7 @@ def _fwd_lscan_kernel(
     sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
     sz_b, sz_d, sz_l, so_b, so_d, so_l,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    STORE_CKPT: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
+    STORE_CKPT: tl.constexpr, NEED_CARRY: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
     """Tiles (BLOCK_D, BLOCK_L) with time along the lanes, one state entry n at a time.
 
@@ -404,8 +404,9 @@ def _fwd_lscan_kernel(
     o_base = out_ptr + pid_b * so_b + offs_d[:, None] * so_d
     p_base = pre_ptr + (pid_b * dim + offs_d[:, None]) * L
     A_col = A_ptr + offs_d * sA_d  # (BD,): entry n at + n·sA_n
-    B_row = B_ptr + pid_b * sB_b + grp * sB_g  # row n at + n·sB_n
-    C_row = C_ptr + pid_b * sC_b + grp * sC_g
+    zero_d = offs_d[:, None] * 0  # (BD, 1)
+    B_tile = B_ptr + pid_b * sB_b + grp * sB_g + zero_d  # (BD, 1): row n at + n·sB_n, for every channel
+    C_tile = C_ptr + pid_b * sC_b + grp * sC_g + zero_d
     h_base = carry_ptr + (pid_b * dim + offs_d) * N  # (BD,): entry n at + n
     ck_base = ckpt_ptr + (pid_b * dim + offs_d) * n_chunks * N  # (BD,)
 
@@ -425,19 +426,28 @@ def _fwd_lscan_kernel(
         dt = tl.where(m_dl, dt, 0.0)  # past the end: a = 1, b = 0, the state passes unchanged
         dtu = dt * u
         y = tl.zeros((BLOCK_D, BLOCK_L), dtype=tl.float32)
+        # B and C rows as (BD, BL) tiles (stride 0 over the channels: the same row for each, from
+        # L1), so that every tile has the layout of u; the next row is loaded before this one's scan
+        Bn = tl.load(B_tile + t[None, :] * sB_l, mask=m_dl, other=0.0)
+        Cn = tl.load(C_tile + t[None, :] * sC_l, mask=m_dl, other=0.0)
         for n in range(0, N):
             A2 = tl.load(A_col + n * sA_n, mask=mask_d, other=0.0).to(tl.float32) * 1.4426950408889634
-            Bn = tl.load(B_row + n * sB_n + t * sB_l, mask=mask_l, other=0.0).to(tl.float32)  # (BL,)
-            Cn = tl.load(C_row + n * sC_n + t * sC_l, mask=mask_l, other=0.0).to(tl.float32)
-            h0 = tl.load(h_rd + n, mask=mask_d & (c > 0), other=0.0)  # (BD,)
-            if STORE_CKPT:
-                tl.store(ck_base + c * N + n, h0, mask=mask_d)
+            m_next = m_dl & (n + 1 < N)
+            B_next = tl.load(B_tile + (n + 1) * sB_n + t[None, :] * sB_l, mask=m_next, other=0.0)
+            C_next = tl.load(C_tile + (n + 1) * sC_n + t[None, :] * sC_l, mask=m_next, other=0.0)
             a = tl.exp2(dt * A2[:, None])  # (BD, BL): exp(Δ·A)
-            bu = dtu * Bn[None, :]  # Δ·u·B
+            bu = dtu * Bn.to(tl.float32)  # Δ·u·B
             a_cum, h_in = tl.associative_scan((a, bu), axis=1, combine_fn=first_order_combine)
-            h = a_cum * h0[:, None] + h_in  # (BD, BL): h_t[n]
-            y += h * Cn[None, :]
-            tl.store(h_wr[:, None] + n + offs_l[None, :] * 0, h, mask=at_end)
+            if NEED_CARRY:  # add the state carried in, and carry this chunk's last state out
+                h0 = tl.load(h_rd + n, mask=mask_d & (c > 0), other=0.0)  # (BD,)
+                if STORE_CKPT:
+                    tl.store(ck_base + c * N + n, h0, mask=mask_d)
+                h = a_cum * h0[:, None] + h_in  # (BD, BL): h_t[n]
+                tl.store(h_wr + n, tl.sum(tl.where(at_end, h, 0.0), axis=1), mask=mask_d)
+            else:  # one chunk, no last state wanted: the state starts at 0 and is not kept
+                h = h_in
+            y += h * Cn.to(tl.float32)
+            Bn, Cn = B_next, C_next
         tl.debug_barrier()  # the carried state is written before the next chunk reads it
         if HAS_D:
             y += Dv[:, None] * u
@@ -479,8 +489,9 @@ def _bwd_lscan_kernel(
     do_base = dout_ptr + pid_b * sdo_b + offs_d[:, None] * sdo_d
     g_base = (pid_b * dim + offs_d[:, None]) * L  # (BD, 1): du, dΔ, dz, pre are contiguous (b, d, L)
     A_col = A_ptr + offs_d * sA_d  # (BD,)
-    B_row = B_ptr + pid_b * sB_b + grp * sB_g
-    C_row = C_ptr + pid_b * sC_b + grp * sC_g
+    zero_d = offs_d[:, None] * 0  # (BD, 1)
+    B_tile = B_ptr + pid_b * sB_b + grp * sB_g + zero_d  # (BD, 1): row n at + n·sB_n, for every channel
+    C_tile = C_ptr + pid_b * sC_b + grp * sC_g + zero_d
     ck_base = ckpt_ptr + (pid_b * dim + offs_d) * n_chunks * N  # (BD,)
     gc_base = carry_ptr + (pid_b * dim + offs_d) * N  # (BD,): ∂loss/∂h carried backwards
     part_base = (pid_b * n_dblocks + pid_d) * N * L  # dB, dC partials (b, n_dblocks, N, L)
@@ -526,12 +537,12 @@ def _bwd_lscan_kernel(
         for n in range(0, N):
             An = tl.load(A_col + n * sA_n, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
             A2 = An * 1.4426950408889634
-            Bn = tl.load(B_row + n * sB_n + t * sB_l, mask=mask_l, other=0.0).to(tl.float32)  # (BL,)
-            Cn = tl.load(C_row + n * sC_n + t * sC_l, mask=mask_l, other=0.0).to(tl.float32)
+            Bn = tl.load(B_tile + n * sB_n + t[None, :] * sB_l, mask=m_dl, other=0.0).to(tl.float32)  # (BD, BL)
+            Cn = tl.load(C_tile + n * sC_n + t[None, :] * sC_l, mask=m_dl, other=0.0).to(tl.float32)
             h0 = tl.load(ck_base + c * N + n, mask=mask_d, other=0.0)  # (BD,): state before the chunk
             # recompute the states of the chunk
             a = tl.exp2(dt * A2[:, None])  # (BD, BL)
-            bu = dtu * Bn[None, :]
+            bu = dtu * Bn
             a_cum, h_in = tl.associative_scan((a, bu), axis=1, combine_fn=first_order_combine)
             h = a_cum * h0[:, None] + h_in
             # the adjoint g_t = C_t·dy_t + a_{t+1}·g_{t+1}, a reverse scan, g after the chunk carried in
@@ -539,13 +550,14 @@ def _bwd_lscan_kernel(
             if HAS_DLAST:
                 g1 += tl.load(dlast_ptr + (pid_b * dim + offs_d) * N + n, mask=mask_d & (ci == 0), other=0.0)
             a_next = tl.exp2(dtn * A2[:, None])
-            a_rev, g_in = tl.associative_scan((a_next, dy * Cn[None, :]), axis=1,
+            a_rev, g_in = tl.associative_scan((a_next, dy * Cn), axis=1,
                                               combine_fn=first_order_combine, reverse=True)
             g = a_rev * g1[:, None] + g_in  # (BD, BL)
-            tl.store(g_wr[:, None] + n + offs_l[None, :] * 0, g, mask=at_start)
+            if c > 0:  # carry g at the chunk's first step to the chunk before
+                tl.store(g_wr + n, tl.sum(tl.where(at_start, g, 0.0), axis=1), mask=mask_d)
             # gradients: a_t·h_{t-1} = h_t − b_t
             gah = g * (h - bu)
-            gB += g * Bn[None, :]
+            gB += g * Bn
             gAah += gah * An[:, None]
             dA_n = tl.sum(gah * dt, axis=1)  # (BD,)
             dA_acc += tl.where(offs_n[None, :] == n, dA_n[:, None], 0.0)

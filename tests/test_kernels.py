@@ -47,6 +47,19 @@ def test_forward_matches_reference(impl, b, d, l, n, g, dtype):
     assert _rel(out, ref) < TOL[dtype] and _rel(last, last_ref) < 1e-5
 
 
+@pytest.mark.parametrize("l", [13, 37])  # one chunk (the state is not carried) and several, on a CPU
+@pytest.mark.parametrize("want_last", [False, True])
+def test_fused_with_and_without_the_last_state(l, want_last):
+    x = _inputs(2, 4, l, 4, None, torch.float32, seed=l)
+    ref, last_ref = selective_scan_ref(**{k: v.double() for k, v in x.items()}, delta_softplus=True,
+                                       return_last_state=True)
+    res = mamba_edu.selective_scan(**x, delta_softplus=True, return_last_state=want_last, impl="fused")
+    out = res[0] if want_last else res
+    assert _rel(out, ref) < TOL[torch.float32]
+    if want_last:
+        assert _rel(res[1], last_ref) < 1e-5
+
+
 @pytest.mark.parametrize("opts", [dict(delta_bias=None), dict(D=None, z=None, delta_bias=None), dict(z=None)])
 def test_fused_optional_arguments_and_no_softplus(opts):
     x = {**_inputs(1, 4, 19, 4, None, torch.float32, seed=7), **opts}
