@@ -1,6 +1,6 @@
 """One forward and one backward of the fused kernel at the issue's main shape, for a profiler:
 
-    ncu --clock-control none -k regex:_lscan -c 2 --section SpeedOfLight --section WarpStateStats \
+    ncu --clock-control none -k regex:_fwd_|_bwd_ -c 2 --section SpeedOfLight --section WarpStateStats \
         --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis \
         --section MemoryWorkloadAnalysis python benchmarks/profile_fused.py [best.json]
 

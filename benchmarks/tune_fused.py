@@ -88,30 +88,22 @@ def ttgir(kernel):
 
 
 def fwd_grid():
-    grid = []
-    for bd in (1, 2, 4):
-        for bl in (256, 512, 1024, 2048):
-            for nw in (1, 2, 4, 8):
-                per_thread = bd * bl // (32 * nw)
-                if 4 <= per_thread <= 16:
-                    grid.append(dict(KERNEL="lscan", BLOCK_D=bd, BLOCK_L=bl, num_warps=nw))
+    grid = [dict(KERNEL="seq", BLOCK_D=32 * nw, BLOCK_L=64, num_warps=nw, TRANSPOSE_BC=bt)
+            for bt in (True, False) for nw in (1, 2, 4)]
+    grid += [dict(KERNEL="lscan", BLOCK_D=bd, BLOCK_L=bl, num_warps=nw)
+             for bd, bl, nw in [(1, 256, 1), (1, 512, 1), (1, 1024, 2), (1, 2048, 4), (2, 256, 1), (2, 512, 2)]]
     return grid
 
 
 def bwd_grid():
-    grid = []
-    for bd in (2, 4, 8, 16):
-        for bl in (64, 128, 256, 512):
-            for nw in (1, 2, 4):
-                per_thread = bd * bl // (32 * nw)
-                if 4 <= per_thread <= 8:
-                    grid.append(dict(KERNEL="lscan", BLOCK_D=bd, BLOCK_L=bl, num_warps=nw))
-    return grid
+    return [dict(BLOCK_D=bd, num_warps=nw, BLOCK_L=bl)
+            for bd, bl, nw in [(4, 64, 1), (2, 128, 1), (8, 64, 2), (4, 128, 2), (8, 128, 4), (2, 256, 2),
+                               (4, 256, 4), (16, 64, 4), (8, 32, 1), (16, 32, 2)]]
 
 
 def fwd_for_bwd(bl):
     """The forward that pairs with a backward of chunk length bl (the checkpoints are per chunk)."""
-    return dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=bl, num_warps=max(1, min(8, bl // 256)))
+    return dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=bl, num_warps=1, TRANSPOSE_BC=True)
 
 
 def main():
@@ -130,12 +122,20 @@ def main():
         print(section, json.dumps(rec), flush=True)
         (out / "tune.json").write_text(json.dumps(report, indent=1))
 
-    for shp, dt, g in [((2, 64, 2048, 16), torch.bfloat16, None), ((1, 96, 4097, 64), torch.float16, 3),
-                       ((1, 16, 1000, 256), torch.float32, None)]:
-        try:
-            emit("checks", check(*shp, dt, g))
-        except Exception as e:  # report and go on: this is a diagnostics script
-            emit("checks", dict(shape=list(shp), error=repr(e)[:500]))
+    kinds = {"lscan": dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=512, num_warps=1),
+             "seq": dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1),
+             "seq-BT": dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1, TRANSPOSE_BC=True)}
+    for kind, cfg in kinds.items():
+        fused_op.OVERRIDE.clear(), fused_op.OVERRIDE.update(cfg)
+        fused_op.OVERRIDE_BWD.clear(), fused_op.OVERRIDE_BWD.update(BLOCK_D=4, num_warps=1)
+        for shp, dt, g in [((2, 64, 2048, 16), torch.bfloat16, None), ((1, 96, 4097, 64), torch.float16, 3),
+                           ((1, 32, 1000, 256), torch.float32, None)]:
+            try:
+                emit("checks", dict(kind=kind, **check(*shp, dt, g)))
+            except Exception as e:  # report and go on: this is a diagnostics script
+                emit("checks", dict(kind=kind, shape=list(shp), error=repr(e)[:500]))
+    # the fixed cost of one call (validation, the Python wrapper, the launch): a tiny problem
+    emit("overhead", dict(shape=[1, 32, 64, 16], ms=time_fused((1, 32, 64, 16), kinds["seq"])))
 
     best = {}
     if args.only != "bwd":
@@ -155,12 +155,12 @@ def main():
         for cfg in bwd_grid():
             if time.time() - t0 > args.budget:
                 break
-            fcfg = fwd_for_bwd(cfg["BLOCK_L"])
+            fcfg = fwd_for_bwd(cfg.pop("BLOCK_L"))
             try:
                 ms = time_fused(TARGETS[0], fcfg, cfg, backward=True)
             except Exception as e:
                 ms, cfg = None, {**cfg, "error": repr(e)[:300]}
-            emit("fwd+bwd", dict(shape=TARGETS[0], fwd_cfg=fcfg, cfg=cfg, ms=ms))
+            emit("fwd+bwd", dict(shape=TARGETS[0], fwd_cfg=fcfg, cfg={**cfg, "BLOCK_L": fcfg["BLOCK_L"]}, ms=ms))
     bwd_ok = [r for r in report.get("fwd+bwd", []) if r["ms"] is not None]
     if bwd_ok:
         r = min(bwd_ok, key=lambda r: r["ms"])
@@ -172,8 +172,12 @@ def main():
     (out / "best.json").write_text(json.dumps(dict(
         fwd=main_fwd[1] if main_fwd else {},
         bwd=main_bwd[1] if main_bwd else {})))
-    report["regs_spills"] = {"fwd": compiled_stats(sf._fwd_lscan_kernel), "bwd": compiled_stats(sf._bwd_lscan_kernel)}
+    report["regs_spills"] = {"fwd": compiled_stats(sf._fwd_lscan_kernel), "seq": compiled_stats(sf._fwd_seq_kernel),
+                             "bwd": compiled_stats(sf._bwd_lscan_kernel)}
     (out / "ttgir_fwd.txt").write_text(ttgir(sf._fwd_lscan_kernel)[:4_000_000])
+    (out / "ttgir_seq.txt").write_text(ttgir(sf._fwd_seq_kernel)[:4_000_000])
+    sass = [k.asm.get("sass", "") for c in sf._fwd_seq_kernel.device_caches.values() for k in list(c[0].values())[:2]]
+    (out / "sass_seq.txt").write_text("\n\n".join(sass)[:8_000_000])
     (out / "ttgir_bwd.txt").write_text(ttgir(sf._bwd_lscan_kernel)[:4_000_000])
     fused_op.OVERRIDE.clear(), fused_op.OVERRIDE_BWD.clear()
     (out / "tune.json").write_text(json.dumps(report, indent=1))

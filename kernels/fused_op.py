@@ -19,8 +19,7 @@ import triton
 from torch import Tensor
 
 from ._prep import block_d, next_pow2, prepare, strides
-from .selective_scan_fused import (_bwd_lscan_kernel, _fused_bwd_kernel, _fused_fwd_chunked_kernel,
-                                   _fused_fwd_kernel, _fwd_lscan_kernel)
+from .selective_scan_fused import _bwd_lscan_kernel, _fwd_lscan_kernel, _fwd_seq_kernel
 
 FUNC = "selective_scan_fused"
 
@@ -31,21 +30,24 @@ OVERRIDE_BWD: dict = {}
 
 
 def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, backward: bool = False) -> dict:
-    """Which kernel, block sizes and warps for a launch (measured on an H100; see results/bench/NOTES.md).
+    """Which forward kernel, block sizes and warps for a launch (measured on an H100: results/bench/NOTES.md).
 
-    KERNEL is "lscan" (time along the lanes), "sequential" or "chunked" (forward only; their
-    backward is the chunked one). BLOCK_L is the chunk length: forward and backward must use the
-    same (the checkpoints are per chunk). On a CPU under the interpreter, small blocks keep the
+    KERNEL is "seq" (one lane per channel, time in order) or "lscan" (time along the lanes, a scan
+    per state entry). BLOCK_L is the checkpoint interval: the backward runs chunks of the same
+    length, so it always takes the forward's. On a CPU under the interpreter, small blocks keep the
     Python-level emulation fast.
     """
     bn = next_pow2(n)
     if device.type != "cuda":
-        cfg = dict(KERNEL="lscan", BLOCK_D=2, BLOCK_L=16, num_warps=1)
+        fwd = dict(KERNEL="lscan", BLOCK_D=2, BLOCK_L=16, num_warps=1)
+        bwd = dict(BLOCK_D=2, num_warps=1)
     else:
-        cfg = dict(KERNEL="lscan", BLOCK_D=4, BLOCK_L=512, num_warps=4)
-    cfg.update(OVERRIDE)
-    if backward:
-        cfg.update(OVERRIDE_BWD)
+        fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=512, num_warps=1)
+        bwd = dict(BLOCK_D=4, num_warps=1)
+    fwd.update(OVERRIDE)
+    bwd.update(OVERRIDE_BWD)
+    bwd["BLOCK_L"] = fwd["BLOCK_L"]
+    cfg = bwd if backward else fwd
     cfg["BLOCK_D"] = block_d(d, g, cfg["BLOCK_D"])
     cfg["BLOCK_N"] = bn
     return cfg
@@ -79,23 +81,28 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                  SOFTPLUS=delta_softplus, STORE_CKPT=save_checkpoints)
     pre = u.new_empty(0, dtype=torch.float32)
-    if kind == "lscan":
-        cfg.pop("BLOCK_N")
-        carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other
-        if save_checkpoints and z is not None:
-            pre = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
-        # one chunk, no checkpoints and no last state wanted: nothing needs the state after the scan
-        need_carry = n_chunks > 1 or save_checkpoints or return_last_state
-        _fwd_lscan_kernel[grid](
-            u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out, carry, ckpt, pre if pre.numel() else out,
-            d, l, n, d // g, n_chunks, b * d * n, *common, **flags, NEED_CARRY=need_carry, **cfg)
-        last = carry[n_chunks % 2].clone() if return_last_state else u.new_empty(0, dtype=torch.float32)
-        return out, last, ckpt, pre
-    last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
-    kernel = _fused_fwd_kernel if kind == "sequential" else _fused_fwd_chunked_kernel
-    kernel[grid](
-        u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out, last, ckpt,
-        d, l, n, d // g, n_chunks, *common, STORE_LAST=True, **flags, **cfg)
+    if save_checkpoints and z is not None:
+        pre = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
+    pre_arg = pre if pre.numel() else out
+    args = (u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out)
+    if kind == "seq":
+        if cfg.pop("TRANSPOSE_BC", False):  # (b, g, l, n) copies, so that B_t's n values are contiguous
+            Bt, Ct = B.transpose(2, 3).contiguous(), C.transpose(2, 3).contiguous()
+            st_B, st_C = Bt.stride(), Ct.stride()
+            args = (*args[:3], Bt, Ct, *args[5:])
+            common = (*u.stride(), *delta.stride(), *A.stride(), st_B[0], st_B[1], st_B[3], st_B[2],
+                      st_C[0], st_C[1], st_C[3], st_C[2], *strides(z, 3), *out.stride())
+        last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
+        _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
+                              FAST_EXP2=u.is_cuda, K=16 // u.element_size(), **cfg)
+        return out, (last if return_last_state else u.new_empty(0, dtype=torch.float32)), ckpt, pre
+    cfg.pop("BLOCK_N")
+    carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other
+    # one chunk, no checkpoints and no last state wanted: nothing needs the state after the scan
+    need_carry = n_chunks > 1 or save_checkpoints or return_last_state
+    _fwd_lscan_kernel[grid](*args, carry, ckpt, pre_arg, d, l, n, d // g, n_chunks, b * d * n, *common, **flags,
+                            NEED_CARRY=need_carry, FAST_EXP2=u.is_cuda, **cfg)
+    last = carry[n_chunks % 2].clone() if return_last_state else u.new_empty(0, dtype=torch.float32)
     return out, last, ckpt, pre
 
 
@@ -104,8 +111,8 @@ def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_checkpoints, ret
     b, d, l, n = u.shape[0], u.shape[1], u.shape[2], A.shape[1]
     cfg = config(b, d, l, n, B.shape[1], u.device)
     shape = (b, d, triton.cdiv(l, cfg["BLOCK_L"]), n) if save_checkpoints else (0,)
-    pre = (b, d, l) if (save_checkpoints and z is not None and cfg["KERNEL"] == "lscan") else (0,)
-    last = (b, d, n) if (return_last_state or cfg["KERNEL"] != "lscan") else (0,)
+    pre = (b, d, l) if (save_checkpoints and z is not None) else (0,)
+    last = (b, d, n) if return_last_state else (0,)
     return (torch.empty_like(u, memory_format=torch.contiguous_format),
             u.new_empty(last, dtype=torch.float32), u.new_empty(shape, dtype=torch.float32),
             u.new_empty(pre, dtype=torch.float32))
@@ -124,7 +131,6 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); an absent input's gradient is an empty tensor."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
     cfg = config(b, d, l, n, g, u.device, backward=True)
-    kind = cfg.pop("KERNEL")
     bd = cfg["BLOCK_D"]
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     n_dblocks = triton.cdiv(d, bd)
@@ -145,12 +151,13 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *dout.stride())
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
                  HAS_DLAST=dlast is not None)
-    if kind == "lscan":
-        carry = torch.empty(2, b, d, n, **f32)  # ∂loss/∂h at chunk starts: read one half, write the other
-        _bwd_lscan_kernel[grid](*args, pre if pre.numel() else u, carry, *grads,
-                                d, l, n, d // g, n_chunks, n_dblocks, b * d * n, *common, **flags, **cfg)
-    else:
-        _fused_bwd_kernel[grid](*args, *grads, d, l, n, d // g, n_chunks, n_dblocks, *common, **flags, **cfg)
+    if ckpt.shape[2] != n_chunks:
+        raise RuntimeError(f"selective_scan_fused: checkpoints every {triton.cdiv(l, ckpt.shape[2])} steps, "
+                           f"but the backward runs chunks of {cfg['BLOCK_L']} (fused_op.config must agree)")
+    carry = torch.empty(2, b, d, n, **f32)  # ∂loss/∂h at chunk starts: read one half, write the other
+    _bwd_lscan_kernel[grid](*args, pre if pre.numel() else u, carry, *grads,
+                            d, l, n, d // g, n_chunks, n_dblocks, b * d * n, *common, **flags,
+                            FAST_EXP2=u.is_cuda, **cfg)
     # the channel blocks of one group share that group's B_t and C_t: add their partials
     dB = dB_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(B.dtype)  # (b, g, n, l)
     dC = dC_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(C.dtype)

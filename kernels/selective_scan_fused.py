@@ -61,6 +61,18 @@ def first_order_combine(a1, b1, a2, b2):
 
 
 @triton.jit
+def _exp2(x, FAST: tl.constexpr):
+    """2^x. FAST (on a GPU): the bare hardware instruction, flushing results below 2^-126 to 0 (a
+    decay that small is 0 for the state anyway); the default also handles those, with extra
+    instructions around it. The interpreter on a CPU cannot run inline PTX."""
+    if FAST:
+        return tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [x], dtype=tl.float32,
+                                         is_pure=True, pack=1)
+    else:
+        return tl.exp2(x)
+
+
+@triton.jit
 def _softplus(x):
     return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
 
@@ -70,104 +82,31 @@ def _softplus(x):
 # ----------------------------------------------------------------------------------------------
 
 
-@triton.jit
-def _fused_fwd_chunked_kernel(
-    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, last_ptr, ckpt_ptr,
+@triton.jit(do_not_specialize=["sA_n"])
+def _fwd_seq_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, last_ptr, ckpt_ptr, pre_ptr,
     dim, L, N, dim_per_group, n_chunks,
     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
     sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
     sz_b, sz_d, sz_l, so_b, so_d, so_l,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    STORE_LAST: tl.constexpr, STORE_CKPT: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+    STORE_CKPT: tl.constexpr, FAST_EXP2: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, K: tl.constexpr,
 ):
-    pid_b = tl.program_id(1).to(tl.int64)
-    pid_d = tl.program_id(0).to(tl.int64)
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)  # (BD,)
-    offs_n = tl.arange(0, BLOCK_N)  # (BN,)
-    offs_l = tl.arange(0, BLOCK_L)  # (BL,)
-    mask_d = offs_d < dim
-    mask_n = offs_n < N
-    mask_dn = mask_d[:, None] & mask_n[None, :]
-    grp = (pid_d * BLOCK_D) // dim_per_group
+    """The teaching loop, laid out so that nothing is shared or shuffled: one lane per channel.
 
-    # A·log2(e), so that exp(Δ·A) = exp2(Δ·A2): one multiply and one exp2 per element
-    A2 = tl.load(A_ptr + offs_d[:, None] * sA_d + offs_n[None, :] * sA_n, mask=mask_dn,
-                 other=0.0).to(tl.float32) * 1.4426950408889634  # (BD, BN)
-    if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
-
-    u_base = u_ptr + pid_b * su_b + offs_d[:, None] * su_d  # (BD, 1)
-    dt_base = dt_ptr + pid_b * sdt_b + offs_d[:, None] * sdt_d
-    z_base = z_ptr + pid_b * sz_b + offs_d[:, None] * sz_d
-    o_base = out_ptr + pid_b * so_b + offs_d[:, None] * so_d
-    B_base = B_ptr + pid_b * sB_b + grp * sB_g + offs_n[:, None] * sB_n  # (BN, 1)
-    C_base = C_ptr + pid_b * sC_b + grp * sC_g + offs_n[:, None] * sC_n
-    ck_base = ckpt_ptr + ((pid_b * dim + offs_d[:, None]) * n_chunks) * N + offs_n[None, :]  # (BD, BN)
-
-    h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # the state carried from chunk to chunk
-    for c in range(0, n_chunks):
-        t = c * BLOCK_L + offs_l  # (BL,)
-        mask_l = t < L
-        m_dl = mask_d[:, None] & mask_l[None, :]  # (BD, BL)
-        m_nl = mask_n[:, None] & mask_l[None, :]  # (BN, BL)
-        if STORE_CKPT:
-            tl.store(ck_base + c * N, h, mask=mask_dn)  # the state before this chunk
-        # HBM → registers: one chunk of every input, contiguous along L
-        u = tl.load(u_base + t[None, :] * su_l, mask=m_dl, other=0.0).to(tl.float32)  # (BD, BL)
-        dt = tl.load(dt_base + t[None, :] * sdt_l, mask=m_dl, other=0.0).to(tl.float32)  # (BD, BL)
-        Bc = tl.load(B_base + t[None, :] * sB_l, mask=m_nl, other=0.0).to(tl.float32)  # (BN, BL)
-        Cc = tl.load(C_base + t[None, :] * sC_l, mask=m_nl, other=0.0).to(tl.float32)  # (BN, BL)
-        if HAS_BIAS:
-            dt += bias[:, None]
-        if SOFTPLUS:
-            dt = _softplus(dt)
-        dt = tl.where(m_dl, dt, 0.0)  # past the end: a = 1, b = 0, the state passes unchanged
-        # discretise: a = exp(Δ·A), b = Δ·u·B                                 (BD, BN, BL)
-        a = tl.exp2(dt[:, None, :] * A2[:, :, None])
-        bu = (dt * u)[:, None, :] * Bc[None, :, :]
-        # scan over the chunk, then add the carried state
-        a_cum, h_in = tl.associative_scan((a, bu), axis=2, combine_fn=first_order_combine)
-        hs = a_cum * h[:, :, None] + h_in  # (BD, BN, BL): h_t for every t of the chunk
-        y = tl.sum(hs * Cc[None, :, :], axis=1)  # (BD, BL)
-        h = tl.sum(tl.where(offs_l[None, None, :] == BLOCK_L - 1, hs, 0.0), axis=2)  # (BD, BN): last step
-        if HAS_D:
-            y += Dv[:, None] * u
-        if HAS_Z:
-            z = tl.load(z_base + t[None, :] * sz_l, mask=m_dl, other=0.0).to(tl.float32)  # (BD, BL)
-            y *= z * tl.sigmoid(z)
-        tl.store(o_base + t[None, :] * so_l, y, mask=m_dl)  # registers → HBM: out only
-    if STORE_LAST:
-        tl.store(last_ptr + (pid_b * dim + offs_d[:, None]) * N + offs_n[None, :], h, mask=mask_dn)
-
-
-@triton.jit
-def _fused_fwd_kernel(
-    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, last_ptr, ckpt_ptr,
-    dim, L, N, dim_per_group, n_chunks,
-    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
-    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
-    sz_b, sz_d, sz_l, so_b, so_d, so_l,
-    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    STORE_LAST: tl.constexpr, STORE_CKPT: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
-):
-    """The fast forward: the teaching kernel's loop, laid out so that nothing is shared or shuffled.
-
-    Tiles are (BLOCK_N, BLOCK_D) with the channels last: Triton spreads the last axis over the
-    lanes, so each lane owns ONE channel and holds all BLOCK_N entries of its state in its own
-    registers. Then per time step: exp2 and the update are per-lane arithmetic, y = Σ_n C·h is a
-    sum inside the lane (no shuffles), and softplus and the gate are computed once per channel.
-    B_t and C_t are the same for every lane (broadcast loads from L1). The next step's inputs are
-    loaded before this step's arithmetic, so their latency overlaps it. Every BLOCK_L steps the
-    state is written out as a checkpoint for the backward.
+    Tiles are (·, BLOCK_D) with the channels last, so each lane owns ONE channel and keeps all
+    BLOCK_N entries of its state in its own registers: exp2, the update and y = Σ_n C·h are
+    per-lane arithmetic. u, Δ, z and out move K time steps at a time, as (K, BLOCK_D) tiles
+    (each lane reads 16 contiguous bytes of its channel); step k is taken out of the tile inside
+    the lane. B_t and C_t are the same for every lane of a group (broadcast loads from L1). Every
+    BLOCK_L steps the state is written out as a checkpoint for the backward.
     """
     pid_b = tl.program_id(1).to(tl.int64)
     pid_d = tl.program_id(0).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[None, :]  # (1, BD)
     offs_n = tl.arange(0, BLOCK_N)[:, None]  # (BN, 1)
+    offs_k = tl.arange(0, K)[:, None]  # (K, 1)
     mask_d = offs_d < dim  # (1, BD)
     mask_nd = (offs_n < N) & mask_d  # (BN, BD)
     grp = (pid_d * BLOCK_D) // dim_per_group
@@ -177,188 +116,62 @@ def _fused_fwd_kernel(
         Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD)
-    u_p = u_ptr + pid_b * su_b + offs_d * su_d  # (1, BD) pointers at t = 0
-    dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
-    z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
-    o_p = out_ptr + pid_b * so_b + offs_d * so_d
+    u_p = u_ptr + pid_b * su_b + offs_d * su_d + offs_k * su_l  # (K, BD): K steps of each channel
+    dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d + offs_k * sdt_l
+    z_p = z_ptr + pid_b * sz_b + offs_d * sz_d + offs_k * sz_l
+    o_p = out_ptr + pid_b * so_b + offs_d * so_d + offs_k * so_l
+    p_p = pre_ptr + (pid_b * dim + offs_d) * L + offs_k
     zero_d = offs_d * 0  # (1, BD): broadcasts B_t, C_t to every lane
     B_p = B_ptr + pid_b * sB_b + grp * sB_g + offs_n * sB_n + zero_d  # (BN, BD)
     C_p = C_ptr + pid_b * sC_b + grp * sC_g + offs_n * sC_n + zero_d
     ck_p = ckpt_ptr + ((pid_b * dim + offs_d) * n_chunks) * N + offs_n  # (BN, BD)
 
-    # prefetch t = 0
-    u = tl.load(u_p, mask=mask_d, other=0.0)
-    dt = tl.load(dt_p, mask=mask_d, other=0.0)
-    Bt = tl.load(B_p, mask=mask_nd, other=0.0)
-    Ct = tl.load(C_p, mask=mask_nd, other=0.0)
-    if HAS_Z:
-        z = tl.load(z_p, mask=mask_d, other=0.0)
     h = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)  # (BN, BD): lane d holds its whole state
-    for t in range(0, L):
+    # HBM → registers: K steps of u, Δ (and z) for each channel, the next K loaded before this K's math
+    m_kd = (offs_k < L) & mask_d  # (K, BD)
+    u_next = tl.load(u_p, mask=m_kd, other=0.0)
+    dt_next = tl.load(dt_p, mask=m_kd, other=0.0)
+    if HAS_Z:
+        z_next = tl.load(z_p, mask=m_kd, other=0.0)
+    for t0 in range(0, L, K):
+        m_kd = (t0 + offs_k < L) & mask_d  # (K, BD)
         if STORE_CKPT:
-            if t % BLOCK_L == 0:
-                tl.store(ck_p + (t // BLOCK_L) * N, h, mask=mask_nd)
-        # issue the next step's loads now; use them in the next iteration
-        m_next = mask_d & (t + 1 < L)
-        u_n = tl.load(u_p + (t + 1) * su_l, mask=m_next, other=0.0)
-        dt_n = tl.load(dt_p + (t + 1) * sdt_l, mask=m_next, other=0.0)
-        B_n = tl.load(B_p + (t + 1) * sB_l, mask=mask_nd & (t + 1 < L), other=0.0)
-        C_n = tl.load(C_p + (t + 1) * sC_l, mask=mask_nd & (t + 1 < L), other=0.0)
+            if t0 % BLOCK_L == 0:
+                tl.store(ck_p + (t0 // BLOCK_L) * N, h, mask=mask_nd)
+        u = u_next.to(tl.float32)  # (K, BD)
+        dt = dt_next.to(tl.float32)
         if HAS_Z:
-            z_n = tl.load(z_p + (t + 1) * sz_l, mask=m_next, other=0.0)
-        # this step, on chip
-        uf = u.to(tl.float32)
-        d = dt.to(tl.float32)
+            z = z_next.to(tl.float32)
+        m_next = (t0 + K + offs_k < L) & mask_d
+        u_next = tl.load(u_p + (t0 + K) * su_l, mask=m_next, other=0.0)
+        dt_next = tl.load(dt_p + (t0 + K) * sdt_l, mask=m_next, other=0.0)
+        if HAS_Z:
+            z_next = tl.load(z_p + (t0 + K) * sz_l, mask=m_next, other=0.0)
         if HAS_BIAS:
-            d += bias
+            dt += bias
         if SOFTPLUS:
-            d = _softplus(d)
-        h = tl.exp2(d * A2) * h + (d * uf) * Bt.to(tl.float32)  # (BN, BD)
-        y = tl.sum(h * Ct.to(tl.float32), axis=0, keep_dims=True)  # (1, BD): inside each lane
+            dt = _softplus(dt)
+        dt = tl.where(m_kd, dt, 0.0)  # past the end: the state passes unchanged
+        dtu = dt * u
+        y = tl.zeros((K, BLOCK_D), dtype=tl.float32)
+        for k in tl.static_range(K):
+            sel = offs_k == k  # (K, 1): step k of the tile, inside each lane (-0.0 + x is x)
+            dt_k = tl.sum(tl.where(sel, dt, -0.0), axis=0, keep_dims=True)  # (1, BD)
+            dtu_k = tl.sum(tl.where(sel, dtu, -0.0), axis=0, keep_dims=True)
+            m_t = mask_nd & (t0 + k < L)
+            B_t = tl.load(B_p + (t0 + k) * sB_l, mask=m_t, other=0.0).to(tl.float32)  # (BN, BD)
+            C_t = tl.load(C_p + (t0 + k) * sC_l, mask=m_t, other=0.0).to(tl.float32)
+            h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_t  # (BN, BD)
+            y_k = tl.sum(h * C_t, axis=0, keep_dims=True)  # (1, BD): inside each lane
+            y = tl.where(sel, y_k, y)
         if HAS_D:
-            y += Dv * uf
+            y += Dv * u
         if HAS_Z:
-            zf = z.to(tl.float32)
-            y *= zf * tl.sigmoid(zf)
-            z = z_n
-        tl.store(o_p + t * so_l, y, mask=mask_d)
-        u, dt, Bt, Ct = u_n, dt_n, B_n, C_n
-    if STORE_LAST:
-        tl.store(last_ptr + (pid_b * dim + offs_d) * N + offs_n, h, mask=mask_nd)
-
-
-# ----------------------------------------------------------------------------------------------
-# Backward
-# ----------------------------------------------------------------------------------------------
-
-
-@triton.jit
-def _fused_bwd_kernel(
-    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, dlast_ptr, ckpt_ptr,
-    du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    dim, L, N, dim_per_group, n_chunks, n_dblocks,
-    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
-    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
-    sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
-    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    HAS_DLAST: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
-):
-    pid_b = tl.program_id(1).to(tl.int64)
-    pid_d = tl.program_id(0).to(tl.int64)
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)  # (BD,)
-    offs_n = tl.arange(0, BLOCK_N)  # (BN,)
-    offs_l = tl.arange(0, BLOCK_L)  # (BL,)
-    mask_d = offs_d < dim
-    mask_n = offs_n < N
-    mask_dn = mask_d[:, None] & mask_n[None, :]
-    grp = (pid_d * BLOCK_D) // dim_per_group
-
-    A = tl.load(A_ptr + offs_d[:, None] * sA_d + offs_n[None, :] * sA_n, mask=mask_dn, other=0.0).to(tl.float32)
-    A2 = A * 1.4426950408889634  # (BD, BN)
-    if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (BD,)
-
-    u_base = u_ptr + pid_b * su_b + offs_d[:, None] * su_d  # (BD, 1)
-    dt_base = dt_ptr + pid_b * sdt_b + offs_d[:, None] * sdt_d
-    z_base = z_ptr + pid_b * sz_b + offs_d[:, None] * sz_d
-    do_base = dout_ptr + pid_b * sdo_b + offs_d[:, None] * sdo_d
-    B_base = B_ptr + pid_b * sB_b + grp * sB_g + offs_n[:, None] * sB_n  # (BN, 1)
-    C_base = C_ptr + pid_b * sC_b + grp * sC_g + offs_n[:, None] * sC_n
-    ck_base = ckpt_ptr + ((pid_b * dim + offs_d[:, None]) * n_chunks) * N + offs_n[None, :]  # (BD, BN)
-    # du, dΔ, dz are contiguous (b, d, L); dB, dC partials are (b, n_dblocks, N, L) fp32
-    g_base = (pid_b * dim + offs_d[:, None]) * L  # (BD, 1)
-    part_base = ((pid_b * n_dblocks + pid_d) * N + offs_n[:, None]) * L  # (BN, 1)
-
-    # g beyond the end: ∂loss/∂(last state) when the last state was returned and used
-    if HAS_DLAST:
-        g_next = tl.load(dlast_ptr + (pid_b * dim + offs_d[:, None]) * N + offs_n[None, :], mask=mask_dn,
-                         other=0.0).to(tl.float32)  # (BD, BN)
-    else:
-        g_next = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
-    dA_acc = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
-    dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    for ci in range(0, n_chunks):
-        c = n_chunks - 1 - ci  # last chunk first
-        t = c * BLOCK_L + offs_l  # (BL,)
-        mask_l = t < L
-        m_dl = mask_d[:, None] & mask_l[None, :]
-        m_nl = mask_n[:, None] & mask_l[None, :]
-        tn = t + 1  # the next step, for a_{t+1}
-        m_dln = mask_d[:, None] & (tn < L)[None, :]
-        # HBM → registers
-        u = tl.load(u_base + t[None, :] * su_l, mask=m_dl, other=0.0).to(tl.float32)  # (BD, BL)
-        dt_raw = tl.load(dt_base + t[None, :] * sdt_l, mask=m_dl, other=0.0).to(tl.float32)
-        dtn = tl.load(dt_base + tn[None, :] * sdt_l, mask=m_dln, other=0.0).to(tl.float32)
-        dout = tl.load(do_base + t[None, :] * sdo_l, mask=m_dl, other=0.0).to(tl.float32)
-        Bc = tl.load(B_base + t[None, :] * sB_l, mask=m_nl, other=0.0).to(tl.float32)  # (BN, BL)
-        Cc = tl.load(C_base + t[None, :] * sC_l, mask=m_nl, other=0.0).to(tl.float32)
-        h0 = tl.load(ck_base + c * N, mask=mask_dn, other=0.0)  # (BD, BN): state before the chunk
-        if HAS_BIAS:
-            dt_raw += bias[:, None]
-            dtn += bias[:, None]
-        if SOFTPLUS:
-            dt = _softplus(dt_raw)
-            dtn = _softplus(dtn)
-        else:
-            dt = dt_raw
-        dt = tl.where(m_dl, dt, 0.0)
-        dtn = tl.where(m_dln, dtn, 0.0)
-        # recompute the chunk's states from its checkpoint                  (BD, BN, BL)
-        a = tl.exp2(dt[:, None, :] * A2[:, :, None])
-        dtu = dt * u  # (BD, BL)
-        bu = dtu[:, None, :] * Bc[None, :, :]
-        a_cum, h_in = tl.associative_scan((a, bu), axis=2, combine_fn=first_order_combine)
-        hs = a_cum * h0[:, :, None] + h_in
-        y = tl.sum(hs * Cc[None, :, :], axis=1)  # (BD, BL)
-        # the gate: out = (y + D·u)·silu(z)
-        if HAS_Z:
-            z = tl.load(z_base + t[None, :] * sz_l, mask=m_dl, other=0.0).to(tl.float32)
-            sig = tl.sigmoid(z)
-            pre = y
-            if HAS_D:
-                pre += Dv[:, None] * u
-            dz = dout * pre * sig * (1.0 + z * (1.0 - sig))
-            tl.store(dz_ptr + g_base + t[None, :], dz, mask=m_dl)
-            dy = dout * z * sig
-        else:
-            dy = dout
-        # the adjoint, backwards in time: g_t = C_t·dy_t + a_{t+1}·g_{t+1}
-        a_next = tl.exp2(dtn[:, None, :] * A2[:, :, None])  # (BD, BN, BL)
-        a_rev, g_in = tl.associative_scan((a_next, dy[:, None, :] * Cc[None, :, :]), axis=2,
-                                          combine_fn=first_order_combine, reverse=True)
-        g = a_rev * g_next[:, :, None] + g_in  # (BD, BN, BL)
-        g_next = tl.sum(tl.where(offs_l[None, None, :] == 0, g, 0.0), axis=2)  # (BD, BN): g at the chunk start
-        # gradients
-        ah = hs - bu  # a_t·h_{t-1}
-        gah = g * ah  # (BD, BN, BL)
-        gB = tl.sum(g * Bc[None, :, :], axis=1)  # (BD, BL)
-        ddt = gB * u + tl.sum(gah * A[:, :, None], axis=1)  # (BD, BL)
-        du = gB * dt
-        if HAS_D:
-            du += Dv[:, None] * dy
-            dD_acc += tl.sum(tl.where(m_dl, dy * u, 0.0), axis=1)
-        dA_acc += tl.sum(gah * dt[:, None, :], axis=2)
-        if SOFTPLUS:
-            ddt = ddt * tl.sigmoid(dt_raw)
-        ddt = tl.where(m_dl, ddt, 0.0)
-        dbias_acc += tl.sum(ddt, axis=1)
-        tl.store(du_ptr + g_base + t[None, :], du, mask=m_dl)
-        tl.store(ddt_ptr + g_base + t[None, :], ddt, mask=m_dl)
-        # partial sums over this program's channels (padded channels hold zeros)
-        dBp = tl.sum(g * dtu[:, None, :], axis=0)  # (BN, BL)
-        dCp = tl.sum(dy[:, None, :] * hs, axis=0)  # (BN, BL)
-        tl.store(dB_ptr + part_base + t[None, :], dBp, mask=m_nl)
-        tl.store(dC_ptr + part_base + t[None, :], dCp, mask=m_nl)
-    # per-(batch, channel) partial sums of the parameters' gradients
-    tl.store(dA_ptr + (pid_b * dim + offs_d[:, None]) * N + offs_n[None, :], dA_acc, mask=mask_dn)
-    if HAS_D:
-        tl.store(dD_ptr + pid_b * dim + offs_d, dD_acc, mask=mask_d)
-    if HAS_BIAS:
-        tl.store(dbias_ptr + pid_b * dim + offs_d, dbias_acc, mask=mask_d)
+            if STORE_CKPT:  # the backward's dz needs the value before the gate
+                tl.store(p_p + t0, y, mask=m_kd)
+            y *= z * tl.sigmoid(z)
+        tl.store(o_p + t0 * so_l, y, mask=m_kd)  # registers → HBM: out only
+    tl.store(last_ptr + (pid_b * dim + offs_d) * N + offs_n, h, mask=mask_nd)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -374,7 +187,8 @@ def _fwd_lscan_kernel(
     sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
     sz_b, sz_d, sz_l, so_b, so_d, so_l,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    STORE_CKPT: tl.constexpr, NEED_CARRY: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
+    STORE_CKPT: tl.constexpr, NEED_CARRY: tl.constexpr, FAST_EXP2: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
     """Tiles (BLOCK_D, BLOCK_L) with time along the lanes, one state entry n at a time.
 
@@ -435,7 +249,7 @@ def _fwd_lscan_kernel(
             m_next = m_dl & (n + 1 < N)
             B_next = tl.load(B_tile + (n + 1) * sB_n + t[None, :] * sB_l, mask=m_next, other=0.0)
             C_next = tl.load(C_tile + (n + 1) * sC_n + t[None, :] * sC_l, mask=m_next, other=0.0)
-            a = tl.exp2(dt * A2[:, None])  # (BD, BL): exp(Δ·A)
+            a = _exp2(dt * A2[:, None], FAST_EXP2)  # (BD, BL): exp(Δ·A)
             bu = dtu * Bn.to(tl.float32)  # Δ·u·B
             a_cum, h_in = tl.associative_scan((a, bu), axis=1, combine_fn=first_order_combine)
             if NEED_CARRY:  # add the state carried in, and carry this chunk's last state out
@@ -468,7 +282,8 @@ def _bwd_lscan_kernel(
     sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
     sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    HAS_DLAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+    HAS_DLAST: tl.constexpr, FAST_EXP2: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
     """The backward in the forward's layout: chunks last to first, one state entry n at a time."""
     pid_b = tl.program_id(1).to(tl.int64)
@@ -541,7 +356,7 @@ def _bwd_lscan_kernel(
             Cn = tl.load(C_tile + n * sC_n + t[None, :] * sC_l, mask=m_dl, other=0.0).to(tl.float32)
             h0 = tl.load(ck_base + c * N + n, mask=mask_d, other=0.0)  # (BD,): state before the chunk
             # recompute the states of the chunk
-            a = tl.exp2(dt * A2[:, None])  # (BD, BL)
+            a = _exp2(dt * A2[:, None], FAST_EXP2)  # (BD, BL)
             bu = dtu * Bn
             a_cum, h_in = tl.associative_scan((a, bu), axis=1, combine_fn=first_order_combine)
             h = a_cum * h0[:, None] + h_in
@@ -549,7 +364,7 @@ def _bwd_lscan_kernel(
             g1 = tl.load(g_rd + n, mask=mask_d & (ci > 0), other=0.0)  # (BD,)
             if HAS_DLAST:
                 g1 += tl.load(dlast_ptr + (pid_b * dim + offs_d) * N + n, mask=mask_d & (ci == 0), other=0.0)
-            a_next = tl.exp2(dtn * A2[:, None])
+            a_next = _exp2(dtn * A2[:, None], FAST_EXP2)
             a_rev, g_in = tl.associative_scan((a_next, dy * Cn), axis=1,
                                               combine_fn=first_order_combine, reverse=True)
             g = a_rev * g1[:, None] + g_in  # (BD, BL)

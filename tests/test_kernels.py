@@ -28,6 +28,19 @@ def _inputs(b, d, l, n, g, dtype, seed, device=DEVICE):
     return {k: (v.to(dtype) if k in low else v).to(device) for k, v in x.items()}
 
 
+# the fused forwards (the backward is shared): fused_op.config picks one per shape on a GPU
+FUSED_KERNELS = {"lscan": {}, "seq": dict(KERNEL="seq", BLOCK_D=4),
+                 "seq-transposed-BC": dict(KERNEL="seq", BLOCK_D=4, TRANSPOSE_BC=True)}
+
+
+@pytest.fixture(params=list(FUSED_KERNELS))
+def fused_kernel(request):
+    from mamba_edu.kernels import fused_op
+    fused_op.OVERRIDE.update(FUSED_KERNELS[request.param])
+    yield request.param
+    fused_op.OVERRIDE.clear()
+
+
 def _rel(a, b):
     return float((a.double().cpu() - b.double().cpu()).norm() / b.double().cpu().norm())
 
@@ -49,7 +62,7 @@ def test_forward_matches_reference(impl, b, d, l, n, g, dtype):
 
 @pytest.mark.parametrize("l", [13, 37])  # one chunk (the state is not carried) and several, on a CPU
 @pytest.mark.parametrize("want_last", [False, True])
-def test_fused_with_and_without_the_last_state(l, want_last):
+def test_fused_with_and_without_the_last_state(l, want_last, fused_kernel):
     x = _inputs(2, 4, l, 4, None, torch.float32, seed=l)
     ref, last_ref = selective_scan_ref(**{k: v.double() for k, v in x.items()}, delta_softplus=True,
                                        return_last_state=True)
@@ -61,7 +74,7 @@ def test_fused_with_and_without_the_last_state(l, want_last):
 
 
 @pytest.mark.parametrize("opts", [dict(delta_bias=None), dict(D=None, z=None, delta_bias=None), dict(z=None)])
-def test_fused_optional_arguments_and_no_softplus(opts):
+def test_fused_optional_arguments_and_no_softplus(opts, fused_kernel):
     x = {**_inputs(1, 4, 19, 4, None, torch.float32, seed=7), **opts}
     x["delta"] = x["delta"].abs()  # without softplus, Δ must be positive for exp(Δ·A) to decay
     kw = {k: v for k, v in x.items()}
@@ -71,7 +84,7 @@ def test_fused_optional_arguments_and_no_softplus(opts):
 
 
 @pytest.mark.parametrize("g,dlast", [(None, False), (2, True)])
-def test_fused_gradients_match_reference(g, dlast):
+def test_fused_gradients_match_reference(g, dlast, fused_kernel):
     x = _inputs(1, 4, 37, 5, g, torch.float32, seed=3)
     x64 = {k: v.double().cpu().requires_grad_() for k, v in x.items()}
     xf = {k: v.clone().requires_grad_() for k, v in x.items()}
@@ -87,7 +100,7 @@ def test_fused_gradients_match_reference(g, dlast):
         assert _rel(xf[k].grad, x64[k].grad) < 1e-4, k
 
 
-def test_fused_handles_non_contiguous_inputs():
+def test_fused_handles_non_contiguous_inputs(fused_kernel):
     x = _inputs(1, 4, 24, 4, None, torch.float32, seed=5)
     u_t = x["u"].transpose(1, 2).contiguous().transpose(1, 2)  # same values, L no longer contiguous
     ref = mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")

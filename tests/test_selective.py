@@ -194,6 +194,16 @@ def test_bad_input_names_the_argument(impl, arg, make):
         IMPLS[impl](**kw)
 
 
+def test_a_parameter_changed_in_place_is_checked_again():
+    # checked values are remembered per version (a GPU check waits for the GPU), so an in-place
+    # change, which bumps the version, must bring the check back
+    kw = make_inputs(13)
+    selective_scan_ref(**kw)
+    kw["A"][0, 0] = float("nan")
+    with pytest.raises(ValueError, match="argument 'A'"):
+        selective_scan_ref(**kw)
+
+
 def test_meta_device_mismatch_is_reported():
     kw = make_inputs(12)
     kw["B"] = kw["B"].to("meta")
