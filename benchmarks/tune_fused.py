@@ -88,8 +88,7 @@ def ttgir(kernel):
 
 
 def fwd_grid():
-    grid = [dict(KERNEL="seq", BLOCK_D=32 * nw, BLOCK_L=64, num_warps=nw, TRANSPOSE_BC=bt)
-            for bt in (True, False) for nw in (1, 2, 4)]
+    grid = [dict(KERNEL="seq", BLOCK_D=32 * nw, BLOCK_L=64, num_warps=nw) for nw in (1, 2, 4)]
     grid += [dict(KERNEL="lscan", BLOCK_D=bd, BLOCK_L=bl, num_warps=nw)
              for bd, bl, nw in [(1, 256, 1), (1, 512, 1), (1, 1024, 2), (1, 2048, 4), (2, 256, 1), (2, 512, 2)]]
     return grid
@@ -103,7 +102,7 @@ def bwd_grid():
 
 def fwd_for_bwd(bl):
     """The forward that pairs with a backward of chunk length bl (the checkpoints are per chunk)."""
-    return dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=bl, num_warps=1, TRANSPOSE_BC=True)
+    return dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=bl, num_warps=1)
 
 
 def main():
@@ -123,8 +122,7 @@ def main():
         (out / "tune.json").write_text(json.dumps(report, indent=1))
 
     kinds = {"lscan": dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=512, num_warps=1),
-             "seq": dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1),
-             "seq-BT": dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1, TRANSPOSE_BC=True)}
+             "seq": dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1)}
     for kind, cfg in kinds.items():
         fused_op.OVERRIDE.clear(), fused_op.OVERRIDE.update(cfg)
         fused_op.OVERRIDE_BWD.clear(), fused_op.OVERRIDE_BWD.update(BLOCK_D=4, num_warps=1)

@@ -29,7 +29,8 @@ OVERRIDE: dict = {}
 OVERRIDE_BWD: dict = {}
 
 
-def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, backward: bool = False) -> dict:
+def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsize: int = 2,
+           backward: bool = False) -> dict:
     """Which forward kernel, block sizes and warps for a launch (measured on an H100: results/bench/NOTES.md).
 
     KERNEL is "seq" (one lane per channel, time in order) or "lscan" (time along the lanes, a scan
@@ -45,6 +46,8 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, backwar
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=512, num_warps=1)
         bwd = dict(BLOCK_D=4, num_warps=1)
     fwd.update(OVERRIDE)
+    if fwd["KERNEL"] == "seq" and n > 4 * (16 // itemsize):  # more state than 4 tiles per lane
+        fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     bwd.update(OVERRIDE_BWD)
     bwd["BLOCK_L"] = fwd["BLOCK_L"]
     cfg = bwd if backward else fwd
@@ -70,7 +73,7 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     """(out (b, d, l), last state (b, d, n) fp32 or empty, checkpoints (b, d, chunks, n) fp32 or
     empty, the value before the gate (b, d, l) fp32 for the backward, or empty)."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
-    cfg = config(b, d, l, n, g, u.device)
+    cfg = config(b, d, l, n, g, u.device, u.element_size())
     kind = cfg.pop("KERNEL")
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     out = torch.empty_like(u, memory_format=torch.contiguous_format)  # (b, d, l)
@@ -85,16 +88,17 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
         pre = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
     pre_arg = pre if pre.numel() else out
     args = (u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out)
-    if kind == "seq":
-        if cfg.pop("TRANSPOSE_BC", False):  # (b, g, l, n) copies, so that B_t's n values are contiguous
-            Bt, Ct = B.transpose(2, 3).contiguous(), C.transpose(2, 3).contiguous()
-            st_B, st_C = Bt.stride(), Ct.stride()
-            args = (*args[:3], Bt, Ct, *args[5:])
-            common = (*u.stride(), *delta.stride(), *A.stride(), st_B[0], st_B[1], st_B[3], st_B[2],
-                      st_C[0], st_C[1], st_C[3], st_C[2], *strides(z, 3), *out.stride())
+    if kind == "seq":  # (b, g, l, n) copies of B and C, so that B_t's n values are contiguous
+        Bt, Ct = B.transpose(2, 3).contiguous(), C.transpose(2, 3).contiguous()
+        st_B, st_C = Bt.stride(), Ct.stride()
+        args = (*args[:3], Bt, Ct, *args[5:])
+        common = (*u.stride(), *delta.stride(), *A.stride(), st_B[0], st_B[1], st_B[3], st_B[2],
+                  st_C[0], st_C[1], st_C[3], st_C[2], *strides(z, 3), *out.stride())
+        k = 16 // u.element_size()  # 16 bytes of u per lane and load
+        cfg.pop("BLOCK_N")
         last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
         _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
-                              FAST_EXP2=u.is_cuda, K=16 // u.element_size(), **cfg)
+                              FAST_EXP2=u.is_cuda, K=k, GROUPS=triton.cdiv(n, k), **cfg)
         return out, (last if return_last_state else u.new_empty(0, dtype=torch.float32)), ckpt, pre
     cfg.pop("BLOCK_N")
     carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other
@@ -109,7 +113,7 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
 @selective_scan_fwd.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_checkpoints, return_last_state):
     b, d, l, n = u.shape[0], u.shape[1], u.shape[2], A.shape[1]
-    cfg = config(b, d, l, n, B.shape[1], u.device)
+    cfg = config(b, d, l, n, B.shape[1], u.device, u.element_size())
     shape = (b, d, triton.cdiv(l, cfg["BLOCK_L"]), n) if save_checkpoints else (0,)
     pre = (b, d, l) if (save_checkpoints and z is not None) else (0,)
     last = (b, d, n) if return_last_state else (0,)
@@ -130,7 +134,7 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
                        ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); an absent input's gradient is an empty tensor."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
-    cfg = config(b, d, l, n, g, u.device, backward=True)
+    cfg = config(b, d, l, n, g, u.device, u.element_size(), backward=True)
     bd = cfg["BLOCK_D"]
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     n_dblocks = triton.cdiv(d, bd)

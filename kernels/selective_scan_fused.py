@@ -82,7 +82,16 @@ def _softplus(x):
 # ----------------------------------------------------------------------------------------------
 
 
-@triton.jit(do_not_specialize=["sA_n"])
+@triton.jit
+def _seq_step(h, dt_k, dtu_k, A2, B_p, C_p, t, sB_l, sC_l, mask, FAST_EXP2: tl.constexpr):
+    """One time step for K state entries of every lane's channel: (h, y contribution)."""
+    B_t = tl.load(B_p + t * sB_l, mask=mask, other=0.0).to(tl.float32)  # (K, BD): the same in every lane
+    C_t = tl.load(C_p + t * sC_l, mask=mask, other=0.0).to(tl.float32)
+    h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_t  # (K, BD)
+    return h, tl.sum(h * C_t, axis=0, keep_dims=True)  # y: a sum inside the lane, (1, BD)
+
+
+@triton.jit
 def _fwd_seq_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, last_ptr, ckpt_ptr, pre_ptr,
     dim, L, N, dim_per_group, n_chunks,
@@ -91,27 +100,26 @@ def _fwd_seq_kernel(
     sz_b, sz_d, sz_l, so_b, so_d, so_l,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_CKPT: tl.constexpr, FAST_EXP2: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, K: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr,
 ):
     """The teaching loop, laid out so that nothing is shared or shuffled: one lane per channel.
 
-    Tiles are (·, BLOCK_D) with the channels last, so each lane owns ONE channel and keeps all
-    BLOCK_N entries of its state in its own registers: exp2, the update and y = Σ_n C·h are
-    per-lane arithmetic. u, Δ, z and out move K time steps at a time, as (K, BLOCK_D) tiles
-    (each lane reads 16 contiguous bytes of its channel); step k is taken out of the tile inside
-    the lane. B_t and C_t are the same for every lane of a group (broadcast loads from L1). Every
-    BLOCK_L steps the state is written out as a checkpoint for the backward.
+    Every tile is (K, BLOCK_D): K entries (16 bytes of one input) inside each lane, the channels
+    across the lanes. u, Δ, z and out move K time steps at a time (each lane reads 16 contiguous
+    bytes of its channel), and step k is taken out of the tile inside the lane. The state, up to
+    GROUPS·K = 32 entries per channel, is GROUPS tiles of K entries, so that B_t and C_t (copied to
+    (b, g, L, N) by the caller: n contiguous) load as the same (K, BLOCK_D) tiles; they are the same
+    for every lane (broadcast loads from L1). With one layout for everything, Triton moves nothing
+    between lanes: exp2, the update and y = Σ_n C·h are per-lane arithmetic. Every BLOCK_L steps
+    the state is written out as a checkpoint for the backward.
     """
     pid_b = tl.program_id(1).to(tl.int64)
     pid_d = tl.program_id(0).to(tl.int64)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[None, :]  # (1, BD)
-    offs_n = tl.arange(0, BLOCK_N)[:, None]  # (BN, 1)
-    offs_k = tl.arange(0, K)[:, None]  # (K, 1)
+    offs_k = tl.arange(0, K)[:, None]  # (K, 1): time steps of a tile, or state entries of a group
     mask_d = offs_d < dim  # (1, BD)
-    mask_nd = (offs_n < N) & mask_d  # (BN, BD)
     grp = (pid_d * BLOCK_D) // dim_per_group
 
-    A2 = tl.load(A_ptr + offs_d * sA_d + offs_n * sA_n, mask=mask_nd, other=0.0).to(tl.float32) * 1.4426950408889634
     if HAS_D:
         Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD)
     if HAS_BIAS:
@@ -121,12 +129,25 @@ def _fwd_seq_kernel(
     z_p = z_ptr + pid_b * sz_b + offs_d * sz_d + offs_k * sz_l
     o_p = out_ptr + pid_b * so_b + offs_d * so_d + offs_k * so_l
     p_p = pre_ptr + (pid_b * dim + offs_d) * L + offs_k
-    zero_d = offs_d * 0  # (1, BD): broadcasts B_t, C_t to every lane
-    B_p = B_ptr + pid_b * sB_b + grp * sB_g + offs_n * sB_n + zero_d  # (BN, BD)
-    C_p = C_ptr + pid_b * sC_b + grp * sC_g + offs_n * sC_n + zero_d
-    ck_p = ckpt_ptr + ((pid_b * dim + offs_d) * n_chunks) * N + offs_n  # (BN, BD)
+    # state group j holds entries n = j·K + k; its A, B, C, checkpoint and last-state pointers
+    n0 = offs_k  # (K, 1)
+    n1 = offs_k + K
+    n2 = offs_k + 2 * K
+    n3 = offs_k + 3 * K
+    A_p = A_ptr + offs_d * sA_d  # (1, BD)
+    B_p = B_ptr + pid_b * sB_b + grp * sB_g + offs_d * 0  # (1, BD): the group's B for every lane
+    C_p = C_ptr + pid_b * sC_b + grp * sC_g + offs_d * 0
+    s_p = (pid_b * dim + offs_d) * N  # (1, BD): (b, d) offset of a (…, N) state tensor
+    LOG2E = 1.4426950408889634
+    A2_0 = tl.load(A_p + n0 * sA_n, mask=mask_d & (n0 < N), other=0.0) * LOG2E  # (K, BD)
+    A2_1 = tl.load(A_p + n1 * sA_n, mask=mask_d & (n1 < N) & (GROUPS > 1), other=0.0) * LOG2E
+    A2_2 = tl.load(A_p + n2 * sA_n, mask=mask_d & (n2 < N) & (GROUPS > 2), other=0.0) * LOG2E
+    A2_3 = tl.load(A_p + n3 * sA_n, mask=mask_d & (n3 < N) & (GROUPS > 3), other=0.0) * LOG2E
+    h0 = tl.zeros((K, BLOCK_D), dtype=tl.float32)  # the state, in registers for the whole sequence
+    h1 = tl.zeros((K, BLOCK_D), dtype=tl.float32)
+    h2 = tl.zeros((K, BLOCK_D), dtype=tl.float32)
+    h3 = tl.zeros((K, BLOCK_D), dtype=tl.float32)
 
-    h = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)  # (BN, BD): lane d holds its whole state
     # HBM → registers: K steps of u, Δ (and z) for each channel, the next K loaded before this K's math
     m_kd = (offs_k < L) & mask_d  # (K, BD)
     u_next = tl.load(u_p, mask=m_kd, other=0.0)
@@ -137,7 +158,14 @@ def _fwd_seq_kernel(
         m_kd = (t0 + offs_k < L) & mask_d  # (K, BD)
         if STORE_CKPT:
             if t0 % BLOCK_L == 0:
-                tl.store(ck_p + (t0 // BLOCK_L) * N, h, mask=mask_nd)
+                ck = ckpt_ptr + (s_p * n_chunks + (t0 // BLOCK_L) * N)  # (1, BD)
+                tl.store(ck + n0, h0, mask=mask_d & (n0 < N))
+                if GROUPS > 1:
+                    tl.store(ck + n1, h1, mask=mask_d & (n1 < N))
+                if GROUPS > 2:
+                    tl.store(ck + n2, h2, mask=mask_d & (n2 < N))
+                if GROUPS > 3:
+                    tl.store(ck + n3, h3, mask=mask_d & (n3 < N))
         u = u_next.to(tl.float32)  # (K, BD)
         dt = dt_next.to(tl.float32)
         if HAS_Z:
@@ -158,12 +186,23 @@ def _fwd_seq_kernel(
             sel = offs_k == k  # (K, 1): step k of the tile, inside each lane (-0.0 + x is x)
             dt_k = tl.sum(tl.where(sel, dt, -0.0), axis=0, keep_dims=True)  # (1, BD)
             dtu_k = tl.sum(tl.where(sel, dtu, -0.0), axis=0, keep_dims=True)
-            m_t = mask_nd & (t0 + k < L)
-            B_t = tl.load(B_p + (t0 + k) * sB_l, mask=m_t, other=0.0).to(tl.float32)  # (BN, BD)
-            C_t = tl.load(C_p + (t0 + k) * sC_l, mask=m_t, other=0.0).to(tl.float32)
-            h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_t  # (BN, BD)
-            y_k = tl.sum(h * C_t, axis=0, keep_dims=True)  # (1, BD): inside each lane
-            y = tl.where(sel, y_k, y)
+            t = t0 + k
+            m_t = mask_d & (t < L)
+            h0, y_k = _seq_step(h0, dt_k, dtu_k, A2_0, B_p + n0 * sB_n, C_p + n0 * sC_n, t, sB_l, sC_l,
+                                m_t & (n0 < N), FAST_EXP2)
+            if GROUPS > 1:
+                h1, y1 = _seq_step(h1, dt_k, dtu_k, A2_1, B_p + n1 * sB_n, C_p + n1 * sC_n, t, sB_l, sC_l,
+                                   m_t & (n1 < N), FAST_EXP2)
+                y_k += y1
+            if GROUPS > 2:
+                h2, y2 = _seq_step(h2, dt_k, dtu_k, A2_2, B_p + n2 * sB_n, C_p + n2 * sC_n, t, sB_l, sC_l,
+                                   m_t & (n2 < N), FAST_EXP2)
+                y_k += y2
+            if GROUPS > 3:
+                h3, y3 = _seq_step(h3, dt_k, dtu_k, A2_3, B_p + n3 * sB_n, C_p + n3 * sC_n, t, sB_l, sC_l,
+                                   m_t & (n3 < N), FAST_EXP2)
+                y_k += y3
+            y = tl.where(sel, y_k, y)  # (K, BD)
         if HAS_D:
             y += Dv * u
         if HAS_Z:
@@ -171,7 +210,13 @@ def _fwd_seq_kernel(
                 tl.store(p_p + t0, y, mask=m_kd)
             y *= z * tl.sigmoid(z)
         tl.store(o_p + t0 * so_l, y, mask=m_kd)  # registers → HBM: out only
-    tl.store(last_ptr + (pid_b * dim + offs_d) * N + offs_n, h, mask=mask_nd)
+    tl.store(last_ptr + s_p + n0, h0, mask=mask_d & (n0 < N))
+    if GROUPS > 1:
+        tl.store(last_ptr + s_p + n1, h1, mask=mask_d & (n1 < N))
+    if GROUPS > 2:
+        tl.store(last_ptr + s_p + n2, h2, mask=mask_d & (n2 < N))
+    if GROUPS > 3:
+        tl.store(last_ptr + s_p + n3, h3, mask=mask_d & (n3 < N))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -29,8 +29,7 @@ def _inputs(b, d, l, n, g, dtype, seed, device=DEVICE):
 
 
 # the fused forwards (the backward is shared): fused_op.config picks one per shape on a GPU
-FUSED_KERNELS = {"lscan": {}, "seq": dict(KERNEL="seq", BLOCK_D=4),
-                 "seq-transposed-BC": dict(KERNEL="seq", BLOCK_D=4, TRANSPOSE_BC=True)}
+FUSED_KERNELS = {"lscan": {}, "seq": dict(KERNEL="seq", BLOCK_D=4)}
 
 
 @pytest.fixture(params=list(FUSED_KERNELS))
@@ -71,6 +70,22 @@ def test_fused_with_and_without_the_last_state(l, want_last, fused_kernel):
     assert _rel(out, ref) < TOL[torch.float32]
     if want_last:
         assert _rel(res[1], last_ref) < 1e-5
+
+
+@pytest.mark.parametrize("n,dtype", [(13, torch.float32), (16, torch.bfloat16), (40, torch.float32)])
+def test_fused_seq_state_in_groups_of_one_load(n, dtype):
+    # the seq forward keeps the state as up to 4 tiles of 16 bytes' worth of entries (4 fp32 or 8 for
+    # 16-bit inputs) per lane: 13 entries are 4 ragged groups, 16 bf16 entries 2; 40 fall back to lscan
+    from mamba_edu.kernels import fused_op
+    x = _inputs(1, 4, 21, n, None, dtype, seed=n)
+    ref, last_ref = selective_scan_ref(**{k: v.double() for k, v in x.items()}, delta_softplus=True,
+                                       return_last_state=True)
+    fused_op.OVERRIDE.update(KERNEL="seq", BLOCK_D=4)
+    try:
+        out, last = mamba_edu.selective_scan(**x, delta_softplus=True, return_last_state=True, impl="fused")
+    finally:
+        fused_op.OVERRIDE.clear()
+    assert _rel(out, ref) < TOL[dtype] and _rel(last, last_ref) < 1e-5
 
 
 @pytest.mark.parametrize("opts", [dict(delta_bias=None), dict(D=None, z=None, delta_bias=None), dict(z=None)])
