@@ -96,8 +96,7 @@ def fwd_grid():
 
 def bwd_grid():
     return [dict(BLOCK_D=bd, num_warps=nw, BLOCK_L=bl)
-            for bd, bl, nw in [(4, 64, 1), (2, 128, 1), (8, 64, 2), (4, 128, 2), (8, 128, 4), (2, 256, 2),
-                               (4, 256, 4), (16, 64, 4), (8, 32, 1), (16, 32, 2)]]
+            for bd, bl, nw in [(4, 64, 1), (2, 128, 1), (8, 32, 1), (8, 64, 2), (16, 32, 2), (4, 32, 1), (2, 64, 1)]]
 
 
 def fwd_for_bwd(bl):
