@@ -88,15 +88,15 @@ def ttgir(kernel):
 
 
 def fwd_grid():
-    grid = [dict(KERNEL="seq", BLOCK_D=32 * nw, BLOCK_L=64, num_warps=nw) for nw in (1, 2, 4)]
-    grid += [dict(KERNEL="lscan", BLOCK_D=bd, BLOCK_L=bl, num_warps=nw)
-             for bd, bl, nw in [(1, 256, 1), (1, 512, 1), (1, 1024, 2), (1, 2048, 4), (2, 256, 1), (2, 512, 2)]]
+    grid = [dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1)]
+    grid += [dict(KERNEL="lscan", BLOCK_D=bd, BLOCK_L=bl, num_warps=nw, BC_FP32=fp32)
+             for fp32 in (True, False) for bd, bl, nw in [(1, 512, 1), (1, 2048, 4), (1, 1024, 2)]]
     return grid
 
 
 def bwd_grid():
-    return [dict(BLOCK_D=bd, num_warps=nw, BLOCK_L=bl)
-            for bd, bl, nw in [(4, 64, 1), (2, 128, 1), (8, 32, 1), (8, 64, 2), (16, 32, 2), (4, 32, 1), (2, 64, 1)]]
+    return [dict(BLOCK_D=bd, num_warps=nw, BLOCK_L=bl, BC_FP32=fp32)
+            for fp32 in (True, False) for bd, bl, nw in [(4, 64, 1), (2, 128, 1), (8, 32, 1)]]
 
 
 def fwd_for_bwd(bl):

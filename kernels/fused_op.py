@@ -50,6 +50,7 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     bwd.update(OVERRIDE_BWD)
     bwd["BLOCK_L"] = fwd["BLOCK_L"]
+    bwd.setdefault("BC_FP32", fwd.get("BC_FP32", False))
     cfg = bwd if backward else fwd
     cfg["BLOCK_D"] = block_d(d, g, cfg["BLOCK_D"])
     cfg["BLOCK_N"] = bn
@@ -75,6 +76,8 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
     cfg = config(b, d, l, n, g, u.device, u.element_size())
     kind = cfg.pop("KERNEL")
+    if cfg.pop("BC_FP32", False) and kind == "lscan":  # float32 copies (small): no conversion per use
+        B, C = B.float(), C.float()
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     out = torch.empty_like(u, memory_format=torch.contiguous_format)  # (b, d, l)
     shape = (b, d, n_chunks, n) if save_checkpoints else (0,)
@@ -135,6 +138,9 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); an absent input's gradient is an empty tensor."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
     cfg = config(b, d, l, n, g, u.device, u.element_size(), backward=True)
+    B_in, C_in = B, C
+    if cfg.pop("BC_FP32", False):  # float32 copies (small): no conversion per use
+        B, C = B.float(), C.float()
     bd = cfg["BLOCK_D"]
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     n_dblocks = triton.cdiv(d, bd)
@@ -163,8 +169,8 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
                             d, l, n, d // g, n_chunks, n_dblocks, b * d * n, *common, **flags,
                             FAST_EXP2=u.is_cuda, **cfg)
     # the channel blocks of one group share that group's B_t and C_t: add their partials
-    dB = dB_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(B.dtype)  # (b, g, n, l)
-    dC = dC_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(C.dtype)
+    dB = dB_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(B_in.dtype)  # (b, g, n, l)
+    dC = dC_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(C_in.dtype)
     dA = dA_part.sum(0).to(A.dtype)  # (d, n)
     dD = dD_part.sum(0).to(D.dtype) if D is not None else u.new_empty(0)
     dbias = dbias_part.sum(0).to(delta_bias.dtype) if delta_bias is not None else u.new_empty(0)
