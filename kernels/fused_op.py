@@ -19,7 +19,7 @@ import triton
 from torch import Tensor
 
 from ._prep import block_d, next_pow2, prepare, strides
-from .selective_scan_fused import _bwd_lscan_kernel, _fwd_lscan_kernel, _fwd_seq_kernel
+from .selective_scan_fused import _bwd_lscan_kernel, _fwd_lscan_kernel, _fwd_seq_kernel, _fwd_seq_tile_kernel
 
 FUNC = "selective_scan_fused"
 
@@ -91,17 +91,21 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
         pre = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
     pre_arg = pre if pre.numel() else out
     args = (u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out)
-    if kind == "seq":  # (b, g, l, n) copies of B and C, so that B_t's n values are contiguous
+    if kind in ("seq", "seq1"):  # (b, g, l, n) copies of B and C, so that B_t's n values are contiguous
         Bt, Ct = B.transpose(2, 3).contiguous(), C.transpose(2, 3).contiguous()
         st_B, st_C = Bt.stride(), Ct.stride()
         args = (*args[:3], Bt, Ct, *args[5:])
         common = (*u.stride(), *delta.stride(), *A.stride(), st_B[0], st_B[1], st_B[3], st_B[2],
                   st_C[0], st_C[1], st_C[3], st_C[2], *strides(z, 3), *out.stride())
         k = 16 // u.element_size()  # 16 bytes of u per lane and load
-        cfg.pop("BLOCK_N")
         last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
-        _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
-                              FAST_EXP2=u.is_cuda, K=k, GROUPS=triton.cdiv(n, k), **cfg)
+        if kind == "seq1":
+            _fwd_seq_tile_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
+                                       FAST_EXP2=u.is_cuda, K=k, **cfg)
+        else:
+            cfg.pop("BLOCK_N")
+            _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
+                                  FAST_EXP2=u.is_cuda, K=k, GROUPS=triton.cdiv(n, k), **cfg)
         return out, (last if return_last_state else u.new_empty(0, dtype=torch.float32)), ckpt, pre
     cfg.pop("BLOCK_N")
     carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other

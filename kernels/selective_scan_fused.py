@@ -219,6 +219,99 @@ def _fwd_seq_kernel(
         tl.store(last_ptr + s_p + n3, h3, mask=mask_d & (n3 < N))
 
 
+@triton.jit(do_not_specialize=["sA_n"])
+def _fwd_seq_tile_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, last_ptr, ckpt_ptr, pre_ptr,
+    dim, L, N, dim_per_group, n_chunks,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
+    sz_b, sz_d, sz_l, so_b, so_d, so_l,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    STORE_CKPT: tl.constexpr, FAST_EXP2: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, K: tl.constexpr,
+):
+    """Experimental: the seq forward with the whole state as one (BLOCK_N, BLOCK_D) tile (Triton picks
+    how many lanes share a channel).
+
+    Tiles are (·, BLOCK_D) with the channels last, so each lane owns ONE channel and keeps all
+    BLOCK_N entries of its state in its own registers: exp2, the update and y = Σ_n C·h are
+    per-lane arithmetic. u, Δ, z and out move K time steps at a time, as (K, BLOCK_D) tiles
+    (each lane reads 16 contiguous bytes of its channel); step k is taken out of the tile inside
+    the lane. B_t and C_t are the same for every lane of a group (broadcast loads from L1). Every
+    BLOCK_L steps the state is written out as a checkpoint for the backward.
+    """
+    pid_b = tl.program_id(1).to(tl.int64)
+    pid_d = tl.program_id(0).to(tl.int64)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[None, :]  # (1, BD)
+    offs_n = tl.arange(0, BLOCK_N)[:, None]  # (BN, 1)
+    offs_k = tl.arange(0, K)[:, None]  # (K, 1)
+    mask_d = offs_d < dim  # (1, BD)
+    mask_nd = (offs_n < N) & mask_d  # (BN, BD)
+    grp = (pid_d * BLOCK_D) // dim_per_group
+
+    A2 = tl.load(A_ptr + offs_d * sA_d + offs_n * sA_n, mask=mask_nd, other=0.0).to(tl.float32) * 1.4426950408889634
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD)
+    u_p = u_ptr + pid_b * su_b + offs_d * su_d + offs_k * su_l  # (K, BD): K steps of each channel
+    dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d + offs_k * sdt_l
+    z_p = z_ptr + pid_b * sz_b + offs_d * sz_d + offs_k * sz_l
+    o_p = out_ptr + pid_b * so_b + offs_d * so_d + offs_k * so_l
+    p_p = pre_ptr + (pid_b * dim + offs_d) * L + offs_k
+    zero_d = offs_d * 0  # (1, BD): broadcasts B_t, C_t to every lane
+    B_p = B_ptr + pid_b * sB_b + grp * sB_g + offs_n * sB_n + zero_d  # (BN, BD)
+    C_p = C_ptr + pid_b * sC_b + grp * sC_g + offs_n * sC_n + zero_d
+    ck_p = ckpt_ptr + ((pid_b * dim + offs_d) * n_chunks) * N + offs_n  # (BN, BD)
+
+    h = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)  # (BN, BD): lane d holds its whole state
+    # HBM → registers: K steps of u, Δ (and z) for each channel, the next K loaded before this K's math
+    m_kd = (offs_k < L) & mask_d  # (K, BD)
+    u_next = tl.load(u_p, mask=m_kd, other=0.0)
+    dt_next = tl.load(dt_p, mask=m_kd, other=0.0)
+    if HAS_Z:
+        z_next = tl.load(z_p, mask=m_kd, other=0.0)
+    for t0 in range(0, L, K):
+        m_kd = (t0 + offs_k < L) & mask_d  # (K, BD)
+        if STORE_CKPT:
+            if t0 % BLOCK_L == 0:
+                tl.store(ck_p + (t0 // BLOCK_L) * N, h, mask=mask_nd)
+        u = u_next.to(tl.float32)  # (K, BD)
+        dt = dt_next.to(tl.float32)
+        if HAS_Z:
+            z = z_next.to(tl.float32)
+        m_next = (t0 + K + offs_k < L) & mask_d
+        u_next = tl.load(u_p + (t0 + K) * su_l, mask=m_next, other=0.0)
+        dt_next = tl.load(dt_p + (t0 + K) * sdt_l, mask=m_next, other=0.0)
+        if HAS_Z:
+            z_next = tl.load(z_p + (t0 + K) * sz_l, mask=m_next, other=0.0)
+        if HAS_BIAS:
+            dt += bias
+        if SOFTPLUS:
+            dt = _softplus(dt)
+        dt = tl.where(m_kd, dt, 0.0)  # past the end: the state passes unchanged
+        dtu = dt * u
+        y = tl.zeros((K, BLOCK_D), dtype=tl.float32)
+        for k in tl.static_range(K):
+            sel = offs_k == k  # (K, 1): step k of the tile, inside each lane (-0.0 + x is x)
+            dt_k = tl.sum(tl.where(sel, dt, -0.0), axis=0, keep_dims=True)  # (1, BD)
+            dtu_k = tl.sum(tl.where(sel, dtu, -0.0), axis=0, keep_dims=True)
+            m_t = mask_nd & (t0 + k < L)
+            B_t = tl.load(B_p + (t0 + k) * sB_l, mask=m_t, other=0.0).to(tl.float32)  # (BN, BD)
+            C_t = tl.load(C_p + (t0 + k) * sC_l, mask=m_t, other=0.0).to(tl.float32)
+            h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_t  # (BN, BD)
+            y_k = tl.sum(h * C_t, axis=0, keep_dims=True)  # (1, BD): inside each lane
+            y = tl.where(sel, y_k, y)
+        if HAS_D:
+            y += Dv * u
+        if HAS_Z:
+            if STORE_CKPT:  # the backward's dz needs the value before the gate
+                tl.store(p_p + t0, y, mask=m_kd)
+            y *= z * tl.sigmoid(z)
+        tl.store(o_p + t0 * so_l, y, mask=m_kd)  # registers → HBM: out only
+    tl.store(last_ptr + (pid_b * dim + offs_d) * N + offs_n, h, mask=mask_nd)
+
+
 # ----------------------------------------------------------------------------------------------
 # Time inside the threads: the layout of the official CUDA kernel
 # ----------------------------------------------------------------------------------------------
