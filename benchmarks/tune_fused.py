@@ -88,13 +88,15 @@ def ttgir(kernel):
 
 
 def fwd_grid():
-    return [dict(KERNEL=kind, BLOCK_D=bd, BLOCK_L=64, num_warps=nw)
-            for kind, bd, nw in [("seq1", 16, 1), ("seq1", 32, 1), ("seq1", 32, 2), ("seq1", 64, 2),
-                                 ("seq", 32, 1), ("seq", 16, 1)]]
+    grid = [dict(KERNEL="seq", BLOCK_D=32 * nw, BLOCK_L=64, num_warps=nw) for nw in (1, 2, 4)]
+    grid += [dict(KERNEL="lscan", BLOCK_D=bd, BLOCK_L=bl, num_warps=nw)
+             for bd, bl, nw in [(1, 256, 1), (1, 512, 1), (1, 1024, 2), (1, 2048, 4), (2, 256, 1), (2, 512, 2)]]
+    return grid
 
 
 def bwd_grid():
-    return [dict(BLOCK_D=4, num_warps=1, BLOCK_L=64)]
+    return [dict(BLOCK_D=bd, num_warps=nw, BLOCK_L=bl)
+            for bd, bl, nw in [(4, 64, 1), (2, 128, 1), (8, 32, 1), (8, 64, 2), (16, 32, 2), (4, 32, 1), (2, 64, 1)]]
 
 
 def fwd_for_bwd(bl):
@@ -119,9 +121,8 @@ def main():
         (out / "tune.json").write_text(json.dumps(report, indent=1))
 
     kinds = {"lscan": dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=512, num_warps=1),
-             "seq": dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1),
-             "seq1": dict(KERNEL="seq1", BLOCK_D=16, BLOCK_L=64, num_warps=1)}
-    for kind, cfg in list(kinds.items())[2:]:
+             "seq": dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1)}
+    for kind, cfg in kinds.items():
         fused_op.OVERRIDE.clear(), fused_op.OVERRIDE.update(cfg)
         fused_op.OVERRIDE_BWD.clear(), fused_op.OVERRIDE_BWD.update(BLOCK_D=4, num_warps=1)
         for shp, dt, g in [((2, 64, 2048, 16), torch.bfloat16, None), ((1, 96, 4097, 64), torch.float16, 3),

@@ -19,7 +19,7 @@ import triton
 from torch import Tensor
 
 from ._prep import block_d, next_pow2, prepare, strides
-from .selective_scan_fused import _bwd_lscan_kernel, _fwd_lscan_kernel, _fwd_seq_kernel, _fwd_seq_tile_kernel
+from .selective_scan_fused import _bwd_lscan_kernel, _fwd_lscan_kernel, _fwd_seq_kernel
 
 FUNC = "selective_scan_fused"
 
@@ -30,27 +30,35 @@ OVERRIDE_BWD: dict = {}
 
 
 def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsize: int = 2,
-           backward: bool = False) -> dict:
+           training: bool = False, backward: bool = False) -> dict:
     """Which forward kernel, block sizes and warps for a launch (measured on an H100: results/bench/NOTES.md).
 
-    KERNEL is "seq" (one lane per channel, time in order) or "lscan" (time along the lanes, a scan
-    per state entry). BLOCK_L is the checkpoint interval: the backward runs chunks of the same
-    length, so it always takes the forward's. On a CPU under the interpreter, small blocks keep the
-    Python-level emulation fast.
+    KERNEL is "seq" (one lane per channel, time in order: the fewest instructions, but only b·d/32
+    warps) or "lscan" (time along the lanes, a scan per state entry: more instructions, b·d programs).
+    seq wins when there are enough channels to fill the GPU (8 × 4096: 0.70 ms against 1.05) and
+    lscan when there are not (8 × 1536: 0.41 against 0.53; 1 × 1536 × 8192: 0.25 against 1.9).
+    BLOCK_L is the checkpoint interval when training: the backward runs chunks of the same length,
+    so it takes the forward's, and the forward is then seq, whose speed does not depend on it.
+    On a CPU under the interpreter, small blocks keep the Python-level emulation fast.
     """
     bn = next_pow2(n)
+    seq_fits = n <= 4 * (16 // itemsize)  # the seq forward holds at most 4 tiles of 16 bytes' worth
     if device.type != "cuda":
         fwd = dict(KERNEL="lscan", BLOCK_D=2, BLOCK_L=16, num_warps=1)
         bwd = dict(BLOCK_D=2, num_warps=1)
     else:
-        fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=512, num_warps=1)
+        sms = torch.cuda.get_device_properties(device).multi_processor_count
+        many = b * d >= 6 * 32 * sms  # b·d/32 one-warp programs: at least 6 per SM
+        if seq_fits and (many or training):
+            fwd = dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1)
+        else:
+            fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=64 if training else 512, num_warps=1)
         bwd = dict(BLOCK_D=4, num_warps=1)
     fwd.update(OVERRIDE)
-    if fwd["KERNEL"] == "seq" and n > 4 * (16 // itemsize):  # more state than 4 tiles per lane
+    if fwd["KERNEL"] == "seq" and not seq_fits:
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     bwd.update(OVERRIDE_BWD)
     bwd["BLOCK_L"] = fwd["BLOCK_L"]
-    bwd.setdefault("BC_FP32", fwd.get("BC_FP32", False))
     cfg = bwd if backward else fwd
     cfg["BLOCK_D"] = block_d(d, g, cfg["BLOCK_D"])
     cfg["BLOCK_N"] = bn
@@ -74,10 +82,8 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     """(out (b, d, l), last state (b, d, n) fp32 or empty, checkpoints (b, d, chunks, n) fp32 or
     empty, the value before the gate (b, d, l) fp32 for the backward, or empty)."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
-    cfg = config(b, d, l, n, g, u.device, u.element_size())
+    cfg = config(b, d, l, n, g, u.device, u.element_size(), training=save_checkpoints)
     kind = cfg.pop("KERNEL")
-    if cfg.pop("BC_FP32", False) and kind == "lscan":  # float32 copies (small): no conversion per use
-        B, C = B.float(), C.float()
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     out = torch.empty_like(u, memory_format=torch.contiguous_format)  # (b, d, l)
     shape = (b, d, n_chunks, n) if save_checkpoints else (0,)
@@ -91,7 +97,7 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
         pre = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
     pre_arg = pre if pre.numel() else out
     args = (u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out)
-    if kind in ("seq", "seq1"):  # (b, g, l, n) copies of B and C, so that B_t's n values are contiguous
+    if kind == "seq":  # (b, g, l, n) copies of B and C, so that B_t's n values are contiguous
         Bt, Ct = B.transpose(2, 3).contiguous(), C.transpose(2, 3).contiguous()
         st_B, st_C = Bt.stride(), Ct.stride()
         args = (*args[:3], Bt, Ct, *args[5:])
@@ -99,13 +105,9 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
                   st_C[0], st_C[1], st_C[3], st_C[2], *strides(z, 3), *out.stride())
         k = 16 // u.element_size()  # 16 bytes of u per lane and load
         last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
-        if kind == "seq1":
-            _fwd_seq_tile_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
-                                       FAST_EXP2=u.is_cuda, K=k, **cfg)
-        else:
-            cfg.pop("BLOCK_N")
-            _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
-                                  FAST_EXP2=u.is_cuda, K=k, GROUPS=triton.cdiv(n, k), **cfg)
+        cfg.pop("BLOCK_N")
+        _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
+                              FAST_EXP2=u.is_cuda, K=k, GROUPS=triton.cdiv(n, k), **cfg)
         return out, (last if return_last_state else u.new_empty(0, dtype=torch.float32)), ckpt, pre
     cfg.pop("BLOCK_N")
     carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other
@@ -120,7 +122,7 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
 @selective_scan_fwd.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_checkpoints, return_last_state):
     b, d, l, n = u.shape[0], u.shape[1], u.shape[2], A.shape[1]
-    cfg = config(b, d, l, n, B.shape[1], u.device, u.element_size())
+    cfg = config(b, d, l, n, B.shape[1], u.device, u.element_size(), training=save_checkpoints)
     shape = (b, d, triton.cdiv(l, cfg["BLOCK_L"]), n) if save_checkpoints else (0,)
     pre = (b, d, l) if (save_checkpoints and z is not None) else (0,)
     last = (b, d, n) if return_last_state else (0,)
@@ -141,10 +143,7 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
                        ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); an absent input's gradient is an empty tensor."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
-    cfg = config(b, d, l, n, g, u.device, u.element_size(), backward=True)
-    B_in, C_in = B, C
-    if cfg.pop("BC_FP32", False):  # float32 copies (small): no conversion per use
-        B, C = B.float(), C.float()
+    cfg = config(b, d, l, n, g, u.device, u.element_size(), training=True, backward=True)
     bd = cfg["BLOCK_D"]
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     n_dblocks = triton.cdiv(d, bd)
@@ -173,8 +172,8 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
                             d, l, n, d // g, n_chunks, n_dblocks, b * d * n, *common, **flags,
                             FAST_EXP2=u.is_cuda, **cfg)
     # the channel blocks of one group share that group's B_t and C_t: add their partials
-    dB = dB_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(B_in.dtype)  # (b, g, n, l)
-    dC = dC_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(C_in.dtype)
+    dB = dB_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(B.dtype)  # (b, g, n, l)
+    dC = dC_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(C.dtype)
     dA = dA_part.sum(0).to(A.dtype)  # (d, n)
     dD = dD_part.sum(0).to(D.dtype) if D is not None else u.new_empty(0)
     dbias = dbias_part.sum(0).to(delta_bias.dtype) if delta_bias is not None else u.new_empty(0)

@@ -29,8 +29,7 @@ def _inputs(b, d, l, n, g, dtype, seed, device=DEVICE):
 
 
 # the fused forwards (the backward is shared): fused_op.config picks one per shape on a GPU
-FUSED_KERNELS = {"lscan": {}, "lscan-fp32-BC": dict(BC_FP32=True), "seq": dict(KERNEL="seq", BLOCK_D=4),
-                 "seq1": dict(KERNEL="seq1", BLOCK_D=4)}
+FUSED_KERNELS = {"lscan": {}, "seq": dict(KERNEL="seq", BLOCK_D=4)}
 
 
 @pytest.fixture(params=list(FUSED_KERNELS))
