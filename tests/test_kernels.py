@@ -120,7 +120,8 @@ def test_fused_handles_non_contiguous_inputs(fused_kernel):
     u_t = x["u"].transpose(1, 2).contiguous().transpose(1, 2)  # same values, L no longer contiguous
     ref = mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")
     out = mamba_edu.selective_scan(**{**x, "u": u_t}, delta_softplus=True, impl="fused")
-    assert not u_t.is_contiguous() and torch.equal(out, ref)
+    # the same values: strided loads may change the order of the scan's sums, so not bit for bit
+    assert not u_t.is_contiguous() and _rel(out, ref) < TOL[torch.float32]
 
 
 def test_kernels_reject_bad_input_clearly():
