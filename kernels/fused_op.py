@@ -1,8 +1,9 @@
 """`selective_scan_fused`: the fused Triton kernels as a PyTorch operator with autograd.
 
-    forward    one launch of `_fused_fwd_kernel`: writes out (b, d, l), the last state (b, d, n)
-               and, when a gradient will be needed, one state per chunk (b, d, l/BLOCK_L, n)
-    backward   one launch of `_fused_bwd_kernel` (recomputes the states chunk by chunk), then
+    forward    one launch of `_fwd_seq_kernel` or `_fwd_lscan_kernel` (`config` picks per shape):
+               writes out (b, d, l), the last state (b, d, n) when asked for and, when a gradient
+               will be needed, one state per BLOCK_L steps (b, d, l/BLOCK_L, n) and y + D·u
+    backward   one launch of `_bwd_lscan_kernel` (recomputes the states chunk by chunk), then
                PyTorch sums the small per-program partials of dA, dB, dC, dD, d(delta_bias)
 
 Both are registered with `torch.library.custom_op` ("mamba_edu::selective_scan_fwd" and

@@ -1,36 +1,37 @@
 """The fused selective scan in Triton: forward and backward, state never written to HBM.
 
 Read `selective_scan_simple.py` first: the same recurrence, one time step per iteration. Two
-forwards live here; `fused_op.config` picks one per shape (measured on an H100: results/bench/NOTES.md):
+forwards live here, and `fused_op.config` picks one per shape (measured on an H100:
+results/bench/NOTES.md). They differ in what the 32 lanes of a warp share out among themselves.
 
-- `_fused_fwd_kernel` (sequential, the default when b·d is large and N ≤ 32): the teaching loop
-  laid out so that each lane owns one channel and keeps its whole state in its own registers, with
-  the next step's loads issued before this step's arithmetic.
-- `_fused_fwd_chunked_kernel` (few sequences, or large N), which changes two things, both about
-  moving data well:
+- `_fwd_seq_kernel`: the lanes share out the CHANNELS. The teaching loop, one lane per channel
+  and its whole state in that lane's registers, time in order. It executes the fewest
+  instructions (exp2 and three multiply-adds per state entry and step), but a warp covers 32
+  channels, so b·d/32 warps must fill the GPU: the default when there are that many (and when
+  training). What makes it fast is moving data well: u, Δ, z and out travel K steps at a time
+  (16 bytes per lane), B_t and C_t are read from (b, g, L, N) copies as 16-byte broadcast
+  loads, and every tile has the same (K, BLOCK_D) shape, so that Triton never moves a value
+  from one lane to another (a layout conversion through shared memory).
+- `_fwd_lscan_kernel`: the lanes share out TIME. A program takes BLOCK_L time steps of
+  BLOCK_D channels as (BLOCK_D, BLOCK_L) tiles, each lane a run of consecutive steps (the way
+  the official CUDA kernel is organised), and for each state entry n solves the chunk's
+  recurrence h_t = a_t·h_{t-1} + b_t, a_t = exp(Δ_t·A), b_t = Δ_t·B_t·u_t, with
+  `tl.associative_scan` and the first-order operator (a1, b1) ⊕ (a2, b2) = (a1·a2, a2·b1 + b2)
+  (chapter 07): a plain loop inside each lane, shuffles only for the lanes' totals. The state
+  carried in from the previous chunk enters as h_t = (Π_{s≤t} a_s)·h_carry + h_t|0. More
+  instructions per element (the scan's shuffles), but b·d programs: the default when b·d is small.
 
-1. Chunks of time. Each loop iteration takes BLOCK_L time steps at once. The loads of u, Δ, z
-   (BLOCK_D, BLOCK_L) and B, C (BLOCK_N, BLOCK_L) are then contiguous along L (coalesced, wide)
-   and issued together, instead of a few scattered values per step.
-2. A parallel scan inside the chunk. Within a chunk the recurrence h_t = a_t·h_{t-1} + b_t with
-   a_t = exp(Δ_t·A), b_t = Δ_t·B_t·u_t is solved by `tl.associative_scan` with the first-order
-   operator (a1, b1) ⊕ (a2, b2) = (a1·a2, a2·b1 + b2)  (chapter 07), which gives for every t of
-   the chunk  (Π_{s≤t} a_s, h_t assuming h = 0 before the chunk). The state carried in from the
-   previous chunk enters as  h_t = (Π_{s≤t} a_s)·h_carry + h_t|0.
+Per program and chunk (lscan), or per K steps (seq):
 
-Both write, for training, the state at the start of every BLOCK_L steps (a checkpoint 1/BLOCK_L the
-size of all states), which the backward starts from.
+    HBM → registers   u, Δ, z; B, C rows (shared by the channels of a group: from L1/L2)
+    on chip           softplus, a = exp2(Δ·A·log2 e), b = Δ·u·B, the recurrence,
+                      y = Σ_n C·h, out = (y + D·u)·silu(z)
+    registers → HBM   out; for training, the state every BLOCK_L steps (a checkpoint 1/BLOCK_L
+                      the size of all states) and y + D·u (the backward's gate needs it)
 
-Per program (one sequence, BLOCK_D channels), per chunk:
-
-    HBM → registers   u, Δ, z (BLOCK_D, BLOCK_L); B, C (BLOCK_N, BLOCK_L)
-    on chip           softplus, a = exp2(Δ·A·log2 e), b = Δ·u·B  (BLOCK_D, BLOCK_N, BLOCK_L),
-                      the scan, y = Σ_n C·h, out = (y + D·u)·silu(z)
-    registers → HBM   out (BLOCK_D, BLOCK_L); for training, the state at the chunk's start
-                      (BLOCK_D, BLOCK_N): a checkpoint 1/BLOCK_L the size of all states
-
-The backward recomputes the states of one chunk from its checkpoint (the chunks run last to
-first), then runs the adjoint recurrence backwards in time, again as a scan:
+The backward (`_bwd_lscan_kernel`, lscan's layout) recomputes the states of one chunk from its
+checkpoint (the chunks run last to first), then runs the adjoint recurrence backwards in time,
+again as a scan per state entry:
 
     g_t = ∂loss/∂h_t = C_t·dy_t + a_{t+1}·g_{t+1}         (reverse scan over (a_{t+1}, C_t·dy_t))
 
@@ -42,9 +43,11 @@ and every gradient is a sum of products of g with things already on chip:
                                        dΔ_t = Σ_n g (B_t u_t + A (h_t − b_t))
     y_t = Σ_n C h                   →  dC_t = Σ_d dy_t h_t
 
-dB, dC (summed over the channels of a group), dA, dD and d(delta_bias) (summed over the batch and
-time) are reduced per program on chip and written as small per-program partial sums that
-PyTorch adds up: deterministic, no atomics. No (batch, dim, L, N) tensor is ever written.
+dA, dD and d(delta_bias) (summed over the batch and time) are reduced on chip per program. dB
+and dC are summed over the program's BLOCK_D channels on chip and written as per-program
+partials, (b, d/BLOCK_D, N, L), that PyTorch adds up per group: deterministic, no atomics, but
+at BLOCK_D = 4 a quarter of a (batch, dim, L, N) tensor; that is the backward's largest cost in
+memory. No (batch, dim, L, N) tensor is ever written.
 """
 
 from __future__ import annotations
