@@ -30,6 +30,18 @@ OVERRIDE: dict = {}
 OVERRIDE_BWD: dict = {}
 
 
+def seq_fits(n: int, itemsize: int) -> bool:
+    """The seq forward holds a channel's state as at most 4 tiles of 16 bytes' worth of entries."""
+    return n <= 4 * (16 // itemsize)
+
+
+def forward_kind(b: int, d: int, n: int, itemsize: int, sms: int, training: bool = False) -> str:
+    """The forward `config` picks on a GPU with `sms` multiprocessors: "seq" when its b·d/32
+    one-warp programs give at least 6 per SM (or when training), "lscan" otherwise."""
+    many = b * d >= 6 * 32 * sms
+    return "seq" if seq_fits(n, itemsize) and (many or training) else "lscan"
+
+
 def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsize: int = 2,
            training: bool = False, backward: bool = False) -> dict:
     """Which forward kernel, block sizes and warps for a launch (measured on an H100: results/bench/NOTES.md).
@@ -43,20 +55,18 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
     On a CPU under the interpreter, small blocks keep the Python-level emulation fast.
     """
     bn = next_pow2(n)
-    seq_fits = n <= 4 * (16 // itemsize)  # the seq forward holds at most 4 tiles of 16 bytes' worth
     if device.type != "cuda":
         fwd = dict(KERNEL="lscan", BLOCK_D=2, BLOCK_L=16, num_warps=1)
         bwd = dict(BLOCK_D=2, num_warps=1)
     else:
         sms = torch.cuda.get_device_properties(device).multi_processor_count
-        many = b * d >= 6 * 32 * sms  # b·d/32 one-warp programs: at least 6 per SM
-        if seq_fits and (many or training):
+        if forward_kind(b, d, n, itemsize, sms, training) == "seq":
             fwd = dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1)
         else:
             fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=64 if training else 512, num_warps=1)
         bwd = dict(BLOCK_D=4, num_warps=1)
     fwd.update(OVERRIDE)
-    if fwd["KERNEL"] == "seq" and not seq_fits:
+    if fwd["KERNEL"] == "seq" and not seq_fits(n, itemsize):
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     bwd.update(OVERRIDE_BWD)
     bwd["BLOCK_L"] = fwd["BLOCK_L"]

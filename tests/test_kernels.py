@@ -88,6 +88,16 @@ def test_fused_seq_state_in_groups_of_one_load(n, dtype):
     assert _rel(out, ref) < TOL[dtype] and _rel(last, last_ref) < 1e-5
 
 
+def test_fused_forward_choice_follows_the_measured_rule():
+    from mamba_edu.kernels.fused_op import forward_kind
+    sms = 132  # an H100
+    assert forward_kind(8, 4096, 16, 2, sms) == "seq"  # 1024 one-warp programs: ~7.8 per SM
+    assert forward_kind(8, 1536, 16, 2, sms) == "lscan"  # 384: under 6 per SM
+    assert forward_kind(1, 1536, 16, 2, sms, training=True) == "seq"  # checkpoints every 64 steps
+    assert forward_kind(8, 4096, 40, 2, sms) == "lscan"  # 40 bf16 entries: more than 4 tiles of 8
+    assert forward_kind(8, 4096, 16, 4, sms) == "seq" and forward_kind(8, 4096, 17, 4, sms) == "lscan"
+
+
 @pytest.mark.parametrize("opts", [dict(delta_bias=None), dict(D=None, z=None, delta_bias=None), dict(z=None)])
 def test_fused_optional_arguments_and_no_softplus(opts, fused_kernel):
     x = {**_inputs(1, 4, 19, 4, None, torch.float32, seed=7), **opts}
