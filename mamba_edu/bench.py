@@ -84,7 +84,7 @@ _REGISTRY: dict[str, Implementation] = {
         "mamba_edu.kernels.scan_unfused:selective_scan_triton_scan", hardware.triton_scan_bytes,
         needs_triton=True, has_backward=False),
     "fused": Implementation(
-        "fused", "Triton: discretisation, chunked scan, C-projection and gate in one kernel; backward recomputes",
+        "fused", "Triton: discretisation, the recurrence, C-projection and gate in one kernel; backward recomputes",
         "mamba_edu.kernels.fused_op:selective_scan_fused", hardware.fused_bytes, needs_triton=True),
     "official": Implementation(
         "official", "the official mamba-ssm CUDA kernel (only where the mamba_ssm package is installed)",
