@@ -100,6 +100,8 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     shape = (b, d, n_chunks, n) if save_checkpoints else (0,)
     ckpt = torch.empty(shape, device=u.device, dtype=torch.float32)
     grid = (triton.cdiv(d, cfg["BLOCK_D"]), b)
+    if kind == "seq":  # B and C with n contiguous (a (b, g, l, n) copy seen as (b, g, n, l)): B_t is one load
+        B, C = B.transpose(2, 3).contiguous().transpose(2, 3), C.transpose(2, 3).contiguous().transpose(2, 3)
     common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *out.stride())
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                  SOFTPLUS=delta_softplus, STORE_CKPT=save_checkpoints)
@@ -108,19 +110,13 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
         pre = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
     pre_arg = pre if pre.numel() else out
     args = (u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out)
-    if kind == "seq":  # (b, g, l, n) copies of B and C, so that B_t's n values are contiguous
-        Bt, Ct = B.transpose(2, 3).contiguous(), C.transpose(2, 3).contiguous()
-        st_B, st_C = Bt.stride(), Ct.stride()
-        args = (*args[:3], Bt, Ct, *args[5:])
-        common = (*u.stride(), *delta.stride(), *A.stride(), st_B[0], st_B[1], st_B[3], st_B[2],
-                  st_C[0], st_C[1], st_C[3], st_C[2], *strides(z, 3), *out.stride())
+    cfg.pop("BLOCK_N")
+    if kind == "seq":
         k = 16 // u.element_size()  # 16 bytes of u per lane and load
         last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
-        cfg.pop("BLOCK_N")
         _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
                               FAST_EXP2=u.is_cuda, K=k, GROUPS=triton.cdiv(n, k), **cfg)
         return out, (last if return_last_state else u.new_empty(0, dtype=torch.float32)), ckpt, pre
-    cfg.pop("BLOCK_N")
     carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other
     # one chunk, no checkpoints and no last state wanted: nothing needs the state after the scan
     need_carry = n_chunks > 1 or save_checkpoints or return_last_state
