@@ -92,7 +92,9 @@ def test_huge_values_are_refused_quickly(text):
     f = parse_formula(text)  # parsing never computes: no Python big integers
     with pytest.raises(ValueError, match="finite values at every time"):
         f(t)
-    assert time.perf_counter() - start < 1.0
+    # a hang guard, not a speed target: computing 9**9**9 takes minutes, the others never end; parsing and
+    # refusing takes microseconds, so 10 s holds on any machine, however busy
+    assert time.perf_counter() - start < 10.0
 
 
 def test_non_finite_values_name_the_first_time():
