@@ -1,0 +1,62 @@
+"""benchmarks/sass_fused.py: the fused kernels compiled for an H100 on this machine (no GPU needed), with
+the instruction accounting checked against what the kernels must do."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("triton")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import sass_fused  # noqa: E402
+
+if not (sass_fused.TOOLS / "nvdisasm").exists():
+    pytest.skip("this Triton has no nvdisasm (it ships with Triton's Linux wheels)", allow_module_level=True)
+
+MAIN = (8, 1536, 2048, 16)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    rows = sass_fused.analyse(MAIN, kind="seq") + sass_fused.analyse(MAIN, kind="lscan") + \
+        sass_fused.analyse(MAIN, training=True)
+    return {(r["kernel"], r["training"]): r for r in rows}
+
+
+def test_every_kernel_is_compiled_at_the_launch_configuration(rows):
+    seq, lscan = rows[("_fwd_seq_kernel", False)], rows[("_fwd_lscan_kernel", False)]
+    assert seq["config"]["BLOCK_D"] == 32 and seq["grid"] == [1536 // 32, 8]
+    assert lscan["config"]["BLOCK_D"] == 1 and lscan["grid"] == [1536, 8]
+    assert rows[("_bwd_lscan_kernel", True)]["config"]["HAS_Z"] is True
+
+
+def test_one_exp2_per_element_forward_two_backward(rows):
+    """The forwards compute a = 2^(Δ·A·log2 e) once per (t, n), plus per-(t, d) work (softplus, the gate)
+    that N = 16 entries share; the backward recomputes a_t and a_{t+1}. A count outside these bounds
+    means the accounting of elements per lane, or a kernel, changed."""
+    for key, (low, high) in {("_fwd_seq_kernel", False): (1, 1.25), ("_fwd_lscan_kernel", False): (1, 1.25),
+                             ("_bwd_lscan_kernel", True): (2, 2.5)}.items():
+        assert low <= rows[key]["exp2_per_element"] <= high, (key, rows[key]["exp2_per_element"])
+
+
+def test_no_kernel_spills_to_local_memory(rows):
+    for key, r in rows.items():
+        assert r["local"] == 0, (key, r["local"])
+        assert 0 < r["registers"] <= 255
+        assert r["instructions_per_element"] > 4  # at least exp2, two multiply-adds and a multiply
+
+
+def test_loops_are_found_from_branches_back_to_labels():
+    sass = """
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+.L_x_1:
+        /*0010*/                   FADD R2, R2, 1 ;
+.L_x_0:
+        /*0020*/                   MUFU.EX2 R3, R2 ;
+        /*0030*/               @P0 BRA `(.L_x_0) ;
+        /*0040*/               @P1 BRA `(.L_x_1) ;
+        /*0050*/                   EXIT ;
+"""
+    ins, spans = sass_fused.loops(sass)
+    assert [sass_fused.opcode(i) for i in ins] == ["MOV", "FADD", "MUFU.EX2", "BRA", "BRA", "EXIT"]
+    assert spans == [(2, 3), (1, 4)]
