@@ -1,16 +1,12 @@
-"""benchmarks/sass_fused.py: the fused kernels compiled for an H100 on this machine (no GPU needed), with
-the instruction accounting checked against what the kernels must do."""
-
-import sys
-from pathlib import Path
+"""mamba_edu.kernels.sass (benchmarks/sass.py, notebook 09): the fused kernels compiled for an H100
+on this machine (no GPU needed), with the instruction accounting checked against what the kernels must do."""
 
 import pytest
 
 pytest.importorskip("triton")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import sass_fused  # noqa: E402
+from mamba_edu.kernels import sass  # noqa: E402
 
-if not (sass_fused.TOOLS / "nvdisasm").exists():
+if not (sass.TOOLS / "nvdisasm").exists():
     pytest.skip("this Triton has no nvdisasm (it ships with Triton's Linux wheels)", allow_module_level=True)
 
 MAIN = (8, 1536, 2048, 16)
@@ -18,8 +14,8 @@ MAIN = (8, 1536, 2048, 16)
 
 @pytest.fixture(scope="module")
 def rows():
-    rows = sass_fused.analyse(MAIN, kind="seq") + sass_fused.analyse(MAIN, kind="lscan") + \
-        sass_fused.analyse(MAIN, training=True)
+    rows = sass.analyse(MAIN, kind="seq") + sass.analyse(MAIN, kind="lscan") + \
+        sass.analyse(MAIN, training=True)
     return {(r["kernel"], r["training"]): r for r in rows}
 
 
@@ -47,7 +43,7 @@ def test_no_kernel_spills_to_local_memory(rows):
 
 
 def test_loops_are_found_from_branches_back_to_labels():
-    sass = """
+    text = """
         /*0000*/                   MOV R1, c[0x0][0x28] ;
 .L_x_1:
         /*0010*/                   FADD R2, R2, 1 ;
@@ -57,6 +53,6 @@ def test_loops_are_found_from_branches_back_to_labels():
         /*0040*/               @P1 BRA `(.L_x_1) ;
         /*0050*/                   EXIT ;
 """
-    ins, spans = sass_fused.loops(sass)
-    assert [sass_fused.opcode(i) for i in ins] == ["MOV", "FADD", "MUFU.EX2", "BRA", "BRA", "EXIT"]
+    ins, spans = sass.loops(text)
+    assert [sass.opcode(i) for i in ins] == ["MOV", "FADD", "MUFU.EX2", "BRA", "BRA", "EXIT"]
     assert spans == [(2, 3), (1, 4)]
