@@ -7,7 +7,7 @@
 The fused forward at 8 × 1536 is issue-bound (results/bench/NOTES.md: ~0.02 ms per instruction per
 (b, d, l, n) element at the measured IPC), so the number of instructions its hot loop executes per
 element predicts its time, and it can be counted without a GPU. For each kernel (both forwards and
-the backward) this script
+the backward) this module
 
 1. runs `fused_op` on CPU tensors of the given shape with the kernels replaced by recorders, so it
    gets the exact arguments, block sizes and flags of a real launch (the GPU defaults of
@@ -161,28 +161,29 @@ def hot_loop(name: str, kw: dict, n: int, sass: str) -> dict:
          per element = (inner·n + (outer − inner)) / (n·BLOCK_D·BLOCK_L / lanes).
     """
     ins, spans = loops(sass)
-    spans = [s for s in spans if s[1] > s[0]]
+    spans = [s for s in spans if s[1] > s[0]]  # not the one-instruction `BRA` to itself after EXIT
     inner = min(spans, key=lambda s: s[1] - s[0])
     inner_len = inner[1] - inner[0] + 1
     body = ins[inner[0]:inner[1] + 1]
+    exp2_in = sum(opcode(i) == "MUFU.EX2" for i in body)
     if name == "_fwd_seq_kernel":
         per_lane = kw["K"] * n  # (steps, entries) per iteration
-        issued = inner_len
-        exp2 = sum(opcode(i) == "MUFU.EX2" for i in body)
-    else:
+        issued, exp2 = inner_len, exp2_in
+    else:  # the inner loop runs n times per iteration of the outer one
         outer = min((s for s in spans if s[0] < inner[0] and s[1] > inner[1]), key=lambda s: s[1] - s[0])
-        outer_len = outer[1] - outer[0] + 1
-        per_lane = n * kw["BLOCK_D"] * kw["BLOCK_L"] // (32 * kw.get("num_warps", 1))
-        issued = inner_len * n + (outer_len - inner_len)
         outer_body = ins[outer[0]:outer[1] + 1]
-        exp2 = sum(opcode(i) == "MUFU.EX2" for i in body) * n + \
-            sum(opcode(i) == "MUFU.EX2" for i in outer_body) - sum(opcode(i) == "MUFU.EX2" for i in body)
+        per_lane = n * kw["BLOCK_D"] * kw["BLOCK_L"] // (32 * kw.get("num_warps", 1))
+        issued = inner_len * (n - 1) + len(outer_body)
+        exp2 = exp2_in * (n - 1) + sum(opcode(i) == "MUFU.EX2" for i in outer_body)
     return dict(loop_instructions=inner_len, instructions_per_element=round(issued / per_lane, 2),
                 exp2_per_element=round(exp2 / per_lane, 2),
                 top_opcodes=dict(collections.Counter(opcode(i) for i in body).most_common(12)))
 
 
 def analyse(shape, training=False, kind=None, out: Path | None = None) -> list[dict]:
+    """One row per kernel launched at `shape` = (B, D, L, N) (the forward `kind` forced when given; the
+    backward too when `training`): grid, config, registers, stack, local memory, the inner loop's length,
+    instructions and exp2 per element and its most frequent opcodes. `out`: keep TTGIR and SASS there."""
     rows = []
     for name, (grid, args, kw) in record_launches(shape, training, kind=kind).items():
         compiled = compile_for_h100(compilable(name), args, kw)
