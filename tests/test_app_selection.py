@@ -1,5 +1,5 @@
 """The Selection page through Streamlit's AppTest: defaults, every control at its extremes, decoded figures
-compared with the library, and the rerun time at defaults."""
+compared with the library, and a rerun at defaults served from the cache."""
 
 import json
 import sys

@@ -1,4 +1,4 @@
-"""mamba_edu.kernels.sass (benchmarks/sass.py, notebook 09): the fused kernels compiled for an H100
+"""mamba_edu.kernels.sass (benchmarks/sass_fused.py, notebook 09): the fused kernels compiled for an H100
 on this machine (no GPU needed), with the instruction accounting checked against what the kernels must do."""
 
 import pytest
@@ -36,8 +36,10 @@ def test_one_exp2_per_element_forward_two_backward(rows):
 
 
 def test_no_kernel_spills_to_local_memory(rows):
+    """Register spills go to the stack frame (cuobjdump's STACK); LOCAL counts declared local arrays."""
     for key, r in rows.items():
         assert r["local"] == 0, (key, r["local"])
+        assert r["stack"] == 0, (key, r["stack"])
         assert 0 < r["registers"] <= 255
         assert r["instructions_per_element"] > 4  # at least exp2, two multiply-adds and a multiply
 
