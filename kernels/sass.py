@@ -168,22 +168,25 @@ def hot_loop(name: str, kw: dict, n: int, sass: str) -> dict:
     exp2_in = sum(opcode(i) == "MUFU.EX2" for i in body)
     if name == "_fwd_seq_kernel":
         per_lane = kw["K"] * n  # (steps, entries) per iteration
-        issued, exp2 = inner_len, exp2_in
+        issued, exp2, hot = inner_len, exp2_in, body
     else:  # the inner loop runs n times per iteration of the outer one
         outer = min((s for s in spans if s[0] < inner[0] and s[1] > inner[1]), key=lambda s: s[1] - s[0])
         outer_body = ins[outer[0]:outer[1] + 1]
         per_lane = n * kw["BLOCK_D"] * kw["BLOCK_L"] // (32 * kw.get("num_warps", 1))
         issued = inner_len * (n - 1) + len(outer_body)
         exp2 = exp2_in * (n - 1) + sum(opcode(i) == "MUFU.EX2" for i in outer_body)
+        hot = outer_body
     return dict(loop_instructions=inner_len, instructions_per_element=round(issued / per_lane, 2),
                 exp2_per_element=round(exp2 / per_lane, 2),
+                spill_instructions_in_loop=sum(opcode(i).split(".")[0] in ("STL", "LDL") for i in hot),
                 top_opcodes=dict(collections.Counter(opcode(i) for i in body).most_common(12)))
 
 
 def analyse(shape, training=False, kind=None, out: Path | None = None) -> list[dict]:
     """One row per kernel launched at `shape` = (B, D, L, N) (the forward `kind` forced when given; the
     backward too when `training`): grid, config, registers, stack, local memory, the inner loop's length,
-    instructions and exp2 per element and its most frequent opcodes. `out`: keep TTGIR and SASS there."""
+    instructions and exp2 per element, local-memory loads and stores (spills) in the loops and the inner
+    loop's most frequent opcodes. `out`: keep TTGIR and SASS there."""
     rows = []
     for name, (grid, args, kw) in record_launches(shape, training, kind=kind).items():
         compiled = compile_for_h100(compilable(name), args, kw)

@@ -40,6 +40,7 @@ def test_no_kernel_spills_to_local_memory(rows):
     for key, r in rows.items():
         assert r["local"] == 0, (key, r["local"])
         assert r["stack"] == 0, (key, r["stack"])
+        assert r["spill_instructions_in_loop"] == 0, key
         assert 0 < r["registers"] <= 255
         assert r["instructions_per_element"] > 4  # at least exp2, two multiply-adds and a multiply
 
