@@ -76,6 +76,17 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
     return cfg
 
 
+def seq_copy(t: Tensor, k: int, n_pad: int) -> Tensor:
+    """B or C (b, g, n, l) for the seq forward: a float32 (b, g, l', n_pad) copy with n contiguous, zero
+    past l and n (l' = l rounded up to k steps), returned as a (b, g, n_pad, l') view. The kernel loads
+    B_t[j·k : (j+1)·k] unmasked and unconverted: every lane loads the same values, so a conversion per
+    lane would be repeated 32 times; the copy is 1/d of the inputs' bytes."""
+    b, g, n, l = t.shape
+    out = t.new_zeros(b, g, triton.cdiv(l, k) * k, n_pad, dtype=torch.float32)  # (b, g, l', n_pad)
+    out[:, :, :l, :n] = t.transpose(2, 3)
+    return out.transpose(2, 3)
+
+
 def _opt(t: Optional[Tensor], like: Tensor) -> Tensor:
     """A stand-in pointer for an absent optional tensor (never read: its HAS_* flag is off)."""
     return t.contiguous() if t is not None else like
@@ -100,8 +111,9 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     shape = (b, d, n_chunks, n) if save_checkpoints else (0,)
     ckpt = torch.empty(shape, device=u.device, dtype=torch.float32)
     grid = (triton.cdiv(d, cfg["BLOCK_D"]), b)
-    if kind == "seq":  # B and C with n contiguous (a (b, g, l, n) copy seen as (b, g, n, l)): B_t is one load
-        B, C = B.transpose(2, 3).contiguous().transpose(2, 3), C.transpose(2, 3).contiguous().transpose(2, 3)
+    if kind == "seq":
+        k = 16 // u.element_size()  # 16 bytes of u per lane and load: K steps, and K state entries per tile
+        B, C = seq_copy(B, k, triton.cdiv(n, k) * k), seq_copy(C, k, triton.cdiv(n, k) * k)
     common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *out.stride())
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                  SOFTPLUS=delta_softplus, STORE_CKPT=save_checkpoints)
@@ -112,7 +124,6 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     args = (u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out)
     cfg.pop("BLOCK_N")
     if kind == "seq":
-        k = 16 // u.element_size()  # 16 bytes of u per lane and load
         last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
         _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
                               FAST_EXP2=u.is_cuda, K=k, GROUPS=triton.cdiv(n, k), **cfg)

@@ -9,8 +9,8 @@ results/bench/NOTES.md). They differ in what the 32 lanes of a warp share out am
   instructions (exp2 and three multiply-adds per state entry and step), but a warp covers 32
   channels, so b·d/32 warps must fill the GPU: the default when there are that many (and when
   training). What makes it fast is moving data well: u, Δ, z and out travel K steps at a time
-  (16 bytes per lane), B_t and C_t are read from (b, g, L, N) copies as 16-byte broadcast
-  loads, and every tile has the same (K, BLOCK_D) shape, so that Triton never moves a value
+  (16 bytes per lane), B_t and C_t are read from float32 (b, g, L, N) copies as 16-byte
+  broadcast loads (zero-padded: no masks, no conversions), and every tile has the same (K, BLOCK_D) shape, so that Triton never moves a value
   from one lane to another (a layout conversion through shared memory).
 - `_fwd_lscan_kernel`: the lanes share out TIME. A program takes BLOCK_L time steps of
   BLOCK_D channels as (BLOCK_D, BLOCK_L) tiles, each lane a run of consecutive steps (the way
@@ -76,8 +76,31 @@ def _exp2(x, FAST: tl.constexpr):
 
 
 @triton.jit
-def _softplus(x):
-    return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
+def _log2(x, FAST: tl.constexpr):
+    """log2(x). FAST (on a GPU): the bare hardware instruction (absolute error ~2^-22 near 1); the
+    default is an exact logarithm of ~20 instructions."""
+    if FAST:
+        return tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=f,f", [x], dtype=tl.float32,
+                                         is_pure=True, pack=1)
+    else:
+        return tl.log2(x)
+
+
+@triton.jit
+def _softplus(x, FAST: tl.constexpr):
+    """log(1 + e^x) = ln 2 · log2(1 + 2^(x·log2 e)), and x itself above 20 (where they agree in fp32)."""
+    return tl.where(x <= 20.0, 0.6931471805599453 * _log2(1.0 + _exp2(x * 1.4426950408889634, FAST), FAST), x)
+
+
+@triton.jit
+def _sigmoid(x, FAST: tl.constexpr):
+    """1 / (1 + e^-x). FAST: hardware exp2 and an approximate reciprocal (no division sequence)."""
+    if FAST:
+        return tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=f,f",
+                                         [1.0 + _exp2(x * -1.4426950408889634, FAST)], dtype=tl.float32,
+                                         is_pure=True, pack=1)
+    else:
+        return tl.sigmoid(x)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -86,10 +109,12 @@ def _softplus(x):
 
 
 @triton.jit
-def _seq_step(h, dt_k, dtu_k, A2, B_p, C_p, t, sB_l, sC_l, mask, FAST_EXP2: tl.constexpr):
-    """One time step for K state entries of every lane's channel: (h, y contribution)."""
-    B_t = tl.load(B_p + t * sB_l, mask=mask, other=0.0).to(tl.float32)  # (K, BD): the same in every lane
-    C_t = tl.load(C_p + t * sC_l, mask=mask, other=0.0).to(tl.float32)
+def _seq_step(h, dt_k, dtu_k, A2, B_p, C_p, t, sB_l, sC_l, FAST_EXP2: tl.constexpr):
+    """One time step for K state entries of every lane's channel: (h, y contribution). B and C are the
+    caller's zero-padded float32 copies: no mask (a masked load first zeroes its registers) and no
+    conversion (every lane would convert the same broadcast values)."""
+    B_t = tl.load(B_p + t * sB_l)  # (K, BD): the same in every lane
+    C_t = tl.load(C_p + t * sC_l)
     h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_t  # (K, BD)
     return h, tl.sum(h * C_t, axis=0, keep_dims=True)  # y: a sum inside the lane, (1, BD)
 
@@ -110,9 +135,9 @@ def _fwd_seq_kernel(
     Every tile is (K, BLOCK_D): K entries (16 bytes of one input) inside each lane, the channels
     across the lanes. u, Δ, z and out move K time steps at a time (each lane reads 16 contiguous
     bytes of its channel), and step k is taken out of the tile inside the lane. The state, up to
-    GROUPS·K = 32 entries per channel, is GROUPS tiles of K entries, so that B_t and C_t (copied to
-    (b, g, L, N) by the caller: n contiguous) load as the same (K, BLOCK_D) tiles; they are the same
-    for every lane (broadcast loads from L1). With one layout for everything, Triton moves nothing
+    GROUPS·K = 32 entries per channel, is GROUPS tiles of K entries, so that B_t and C_t (copied by the
+    caller to float32 (b, g, L', N') with n contiguous, zero past L and N: `fused_op.seq_copy`) load
+    as the same (K, BLOCK_D) tiles, unmasked; they are the same for every lane (broadcast loads from L1). With one layout for everything, Triton moves nothing
     between lanes: exp2, the update and y = Σ_n C·h are per-lane arithmetic. Every BLOCK_L steps
     the state is written out as a checkpoint for the backward.
     """
@@ -181,7 +206,7 @@ def _fwd_seq_kernel(
         if HAS_BIAS:
             dt += bias
         if SOFTPLUS:
-            dt = _softplus(dt)
+            dt = _softplus(dt, FAST_EXP2)
         dt = tl.where(m_kd, dt, 0.0)  # past the end: the state passes unchanged
         dtu = dt * u
         y = tl.zeros((K, BLOCK_D), dtype=tl.float32)
@@ -190,20 +215,15 @@ def _fwd_seq_kernel(
             dt_k = tl.sum(tl.where(sel, dt, -0.0), axis=0, keep_dims=True)  # (1, BD)
             dtu_k = tl.sum(tl.where(sel, dtu, -0.0), axis=0, keep_dims=True)
             t = t0 + k
-            m_t = mask_d & (t < L)
-            h0, y_k = _seq_step(h0, dt_k, dtu_k, A2_0, B_p + n0 * sB_n, C_p + n0 * sC_n, t, sB_l, sC_l,
-                                m_t & (n0 < N), FAST_EXP2)
+            h0, y_k = _seq_step(h0, dt_k, dtu_k, A2_0, B_p + n0 * sB_n, C_p + n0 * sC_n, t, sB_l, sC_l, FAST_EXP2)
             if GROUPS > 1:
-                h1, y1 = _seq_step(h1, dt_k, dtu_k, A2_1, B_p + n1 * sB_n, C_p + n1 * sC_n, t, sB_l, sC_l,
-                                   m_t & (n1 < N), FAST_EXP2)
+                h1, y1 = _seq_step(h1, dt_k, dtu_k, A2_1, B_p + n1 * sB_n, C_p + n1 * sC_n, t, sB_l, sC_l, FAST_EXP2)
                 y_k += y1
             if GROUPS > 2:
-                h2, y2 = _seq_step(h2, dt_k, dtu_k, A2_2, B_p + n2 * sB_n, C_p + n2 * sC_n, t, sB_l, sC_l,
-                                   m_t & (n2 < N), FAST_EXP2)
+                h2, y2 = _seq_step(h2, dt_k, dtu_k, A2_2, B_p + n2 * sB_n, C_p + n2 * sC_n, t, sB_l, sC_l, FAST_EXP2)
                 y_k += y2
             if GROUPS > 3:
-                h3, y3 = _seq_step(h3, dt_k, dtu_k, A2_3, B_p + n3 * sB_n, C_p + n3 * sC_n, t, sB_l, sC_l,
-                                   m_t & (n3 < N), FAST_EXP2)
+                h3, y3 = _seq_step(h3, dt_k, dtu_k, A2_3, B_p + n3 * sB_n, C_p + n3 * sC_n, t, sB_l, sC_l, FAST_EXP2)
                 y_k += y3
             y = tl.where(sel, y_k, y)  # (K, BD)
         if HAS_D:
@@ -211,7 +231,7 @@ def _fwd_seq_kernel(
         if HAS_Z:
             if STORE_CKPT:  # the backward's dz needs the value before the gate
                 tl.store(p_p + t0, y, mask=m_kd)
-            y *= z * tl.sigmoid(z)
+            y *= z * _sigmoid(z, FAST_EXP2)
         tl.store(o_p + t0 * so_l, y, mask=m_kd)  # registers → HBM: out only
     tl.store(last_ptr + s_p + n0, h0, mask=mask_d & (n0 < N))
     if GROUPS > 1:
@@ -284,7 +304,7 @@ def _fwd_lscan_kernel(
         if HAS_BIAS:
             dt += bias[:, None]
         if SOFTPLUS:
-            dt = _softplus(dt)
+            dt = _softplus(dt, FAST_EXP2)
         dt = tl.where(m_dl, dt, 0.0)  # past the end: a = 1, b = 0, the state passes unchanged
         dtu = dt * u
         y = tl.zeros((BLOCK_D, BLOCK_L), dtype=tl.float32)
@@ -317,7 +337,7 @@ def _fwd_lscan_kernel(
             if STORE_CKPT:  # the backward's dz needs the value before the gate
                 tl.store(p_base + t[None, :], y, mask=m_dl)
             z = tl.load(z_base + t[None, :] * sz_l, mask=m_dl, other=0.0).to(tl.float32)
-            y *= z * tl.sigmoid(z)
+            y *= z * _sigmoid(z, FAST_EXP2)
         tl.store(o_base + t[None, :] * so_l, y, mask=m_dl)  # registers → HBM: out only
 
 
@@ -379,8 +399,8 @@ def _bwd_lscan_kernel(
             dt_raw += bias[:, None]
             dtn += bias[:, None]
         if SOFTPLUS:
-            dt = _softplus(dt_raw)
-            dtn = _softplus(dtn)
+            dt = _softplus(dt_raw, FAST_EXP2)
+            dtn = _softplus(dtn, FAST_EXP2)
         else:
             dt = dt_raw
         dt = tl.where(m_dl, dt, 0.0)
@@ -390,7 +410,7 @@ def _bwd_lscan_kernel(
         if HAS_Z:
             z = tl.load(z_base + t[None, :] * sz_l, mask=m_dl, other=0.0).to(tl.float32)
             pre = tl.load(pre_ptr + g_base + t[None, :], mask=m_dl, other=0.0)
-            sig = tl.sigmoid(z)
+            sig = _sigmoid(z, FAST_EXP2)
             tl.store(dz_ptr + g_base + t[None, :], dout * pre * sig * (1.0 + z * (1.0 - sig)), mask=m_dl)
             dy = dout * z * sig
         else:
@@ -433,7 +453,7 @@ def _bwd_lscan_kernel(
             du += Dv[:, None] * dy
             dD_acc += tl.sum(tl.where(m_dl, dy * u, 0.0), axis=1)
         if SOFTPLUS:
-            ddt = ddt * tl.sigmoid(dt_raw)
+            ddt = ddt * _sigmoid(dt_raw, FAST_EXP2)
         ddt = tl.where(m_dl, ddt, 0.0)
         dbias_acc += tl.sum(ddt, axis=1)
         tl.store(du_ptr + g_base + t[None, :], du, mask=m_dl)
