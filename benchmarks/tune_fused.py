@@ -90,7 +90,8 @@ def ttgir(kernel):
 def fwd_grid():
     grid = [dict(KERNEL="seq", BLOCK_D=32 * nw, BLOCK_L=64, num_warps=nw) for nw in (1, 2, 4)]
     grid += [dict(KERNEL="lscan", BLOCK_D=bd, BLOCK_L=bl, num_warps=nw)
-             for bd, bl, nw in [(1, 256, 1), (1, 512, 1), (1, 1024, 2), (1, 2048, 4), (2, 256, 1), (2, 512, 2)]]
+             for bd, bl, nw in [(1, 256, 1), (1, 512, 1), (1, 1024, 1), (1, 1024, 2), (1, 2048, 4), (2, 256, 1),
+                                  (2, 512, 2)]]
     return grid
 
 
