@@ -3,8 +3,9 @@
     python benchmarks/tune_fused.py [--out DIR] [--budget SECONDS] [--only fwd|bwd]
 
 Correctness first (forward and every gradient against the float64 reference, fresh random
-inputs), then a grid of (KERNEL, BLOCK_D, BLOCK_L, num_warps) for the forward at the three target
-shapes and for forward + backward at the first, timed with triton.testing.do_bench (median).
+inputs), then the PyTorch `parallel` scan's chunk length, then a grid of (KERNEL, BLOCK_D, BLOCK_L,
+num_warps, LANES) for the forward at the three target shapes and for forward + backward at the
+first, timed with triton.testing.do_bench (median).
 Prints one JSON line per measurement, registers and spills of every compiled kernel, and writes
 tune.json and the TTGIR of every compiled variant of the three kernels (to check their layouts) to --out. The chosen defaults live
 in `mamba_edu.kernels.fused_op.config`; this script is how they were picked.
@@ -74,6 +75,20 @@ def time_fused(shape, fwd_cfg, bwd_cfg=None, backward=False):
     return bench(step)
 
 
+def time_parallel(emit):
+    """`parallel` at the first target shape for chunk limits of 2^24 (its CPU default) to 2^28 elements
+    of each (b, d, n, chunk) tensor: time (median) and peak memory."""
+    from mamba_edu.selective import selective_scan_parallel
+    x = inputs(*TARGETS[0], torch.bfloat16)
+    for log2 in (24, 26, 27, 28):
+        torch.cuda.empty_cache(), torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        with torch.no_grad():
+            ms = bench(lambda: selective_scan_parallel(**x, delta_softplus=True, max_elements=2**log2))
+        emit("parallel", dict(shape=TARGETS[0], max_elements=2**log2, ms=ms,
+                              peak_gb=(torch.cuda.max_memory_allocated() - base) / 1e9))
+
+
 def compiled_stats(kernel):
     """(registers, spills) of every variant of a kernel compiled so far, keyed by its constexprs."""
     stats = {}
@@ -88,10 +103,11 @@ def ttgir(kernel):
 
 
 def fwd_grid():
-    grid = [dict(KERNEL="seq", BLOCK_D=32 * nw, BLOCK_L=64, num_warps=nw) for nw in (1, 2, 4)]
+    # seq with LANES lanes per channel: one warp (with two, Triton reduces y through shared memory)
+    grid = [dict(KERNEL="seq", BLOCK_D=32 // lanes, BLOCK_L=64, num_warps=1, LANES=lanes) for lanes in (1, 2, 4)]
+    grid += [dict(KERNEL="seq", BLOCK_D=64, BLOCK_L=64, num_warps=2, LANES=1)]
     grid += [dict(KERNEL="lscan", BLOCK_D=bd, BLOCK_L=bl, num_warps=nw)
-             for bd, bl, nw in [(1, 256, 1), (1, 512, 1), (1, 1024, 1), (1, 1024, 2), (1, 2048, 4), (2, 256, 1),
-                                  (2, 512, 2)]]
+             for bd, bl, nw in [(1, 256, 1), (1, 512, 1), (1, 1024, 1), (1, 1024, 2), (2, 512, 2)]]
     return grid
 
 
@@ -122,7 +138,9 @@ def main():
         (out / "tune.json").write_text(json.dumps(report, indent=1))
 
     kinds = {"lscan": dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=512, num_warps=1),
-             "seq": dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1)}
+             "seq": dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1),
+             "seq2": dict(KERNEL="seq", BLOCK_D=16, BLOCK_L=64, num_warps=1, LANES=2),
+             "seq4": dict(KERNEL="seq", BLOCK_D=8, BLOCK_L=64, num_warps=1, LANES=4)}
     for kind, cfg in kinds.items():
         fused_op.OVERRIDE.clear(), fused_op.OVERRIDE.update(cfg)
         fused_op.OVERRIDE_BWD.clear(), fused_op.OVERRIDE_BWD.update(BLOCK_D=4, num_warps=1)
@@ -134,6 +152,9 @@ def main():
                 emit("checks", dict(kind=kind, shape=list(shp), error=repr(e)[:500]))
     # the fixed cost of one call (validation, the Python wrapper, the launch): a tiny problem
     emit("overhead", dict(shape=[1, 32, 64, 16], ms=time_fused((1, 32, 64, 16), kinds["seq"])))
+
+    if args.only is None:  # the PyTorch parallel scan: how long a chunk of L its GPU default should be
+        time_parallel(emit)
 
     best = {}
     if args.only != "bwd":

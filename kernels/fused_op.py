@@ -30,9 +30,15 @@ OVERRIDE: dict = {}
 OVERRIDE_BWD: dict = {}
 
 
-def seq_fits(n: int, itemsize: int) -> bool:
-    """The seq forward holds a channel's state as at most 4 tiles of 16 bytes' worth of entries."""
-    return n <= 4 * (16 // itemsize)
+def seq_k(n: int, itemsize: int, lanes: int = 1) -> int:
+    """K for the seq forward: time steps per load (16 bytes of u per lane) and state entries per lane
+    and tile, fewer when a channel's n/lanes entries need fewer."""
+    return min(16 // itemsize, next_pow2(triton.cdiv(n, lanes)))
+
+
+def seq_fits(n: int, itemsize: int, lanes: int = 1) -> bool:
+    """The seq forward holds a channel's state as at most 4 tiles of K entries in each of its lanes."""
+    return n <= 4 * seq_k(n, itemsize, lanes) * lanes
 
 
 def forward_kind(b: int, d: int, n: int, itemsize: int, sms: int, training: bool = False) -> str:
@@ -61,12 +67,12 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
     else:
         sms = torch.cuda.get_device_properties(device).multi_processor_count
         if forward_kind(b, d, n, itemsize, sms, training) == "seq":
-            fwd = dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1)
+            fwd = dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1, LANES=1)
         else:
             fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=64 if training else 512, num_warps=1)
         bwd = dict(BLOCK_D=4, num_warps=1)
     fwd.update(OVERRIDE)
-    if fwd["KERNEL"] == "seq" and not seq_fits(n, itemsize):
+    if fwd["KERNEL"] == "seq" and not seq_fits(n, itemsize, fwd.get("LANES", 1)):
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     bwd.update(OVERRIDE_BWD)
     bwd["BLOCK_L"] = fwd["BLOCK_L"]
@@ -112,8 +118,10 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     ckpt = torch.empty(shape, device=u.device, dtype=torch.float32)
     grid = (triton.cdiv(d, cfg["BLOCK_D"]), b)
     if kind == "seq":
-        k = 16 // u.element_size()  # 16 bytes of u per lane and load: K steps, and K state entries per tile
-        B, C = seq_copy(B, k, triton.cdiv(n, k) * k), seq_copy(C, k, triton.cdiv(n, k) * k)
+        lanes = cfg.setdefault("LANES", 1)
+        k = seq_k(n, u.element_size(), lanes)  # K steps per load, K state entries per lane and tile
+        n_pad = triton.cdiv(n, k * lanes) * k * lanes
+        B, C = seq_copy(B, k, n_pad), seq_copy(C, k, n_pad)
     common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *out.stride())
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                  SOFTPLUS=delta_softplus, STORE_CKPT=save_checkpoints)
@@ -126,7 +134,7 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     if kind == "seq":
         last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
         _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
-                              FAST_EXP2=u.is_cuda, K=k, GROUPS=triton.cdiv(n, k), **cfg)
+                              FAST_EXP2=u.is_cuda, K=k, GROUPS=n_pad // (k * lanes), **cfg)
         return out, (last if return_last_state else u.new_empty(0, dtype=torch.float32)), ckpt, pre
     carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other
     # one chunk, no checkpoints and no last state wanted: nothing needs the state after the scan

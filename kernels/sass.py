@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import importlib.util
+import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -59,10 +60,12 @@ class Recorder:
         return lambda *args, **kw: self.launches.append((grid, args, kw))
 
 
-def record_launches(shape, training: bool, dtype=torch.bfloat16, kind: str | None = None, sms: int = 132) -> dict:
+def record_launches(shape, training: bool, dtype=torch.bfloat16, kind: str | None = None, sms: int = 132,
+                    override: dict | None = None) -> dict:
     """{kernel name: (grid, args, kwargs)} of one forward (and, when training, one backward) at `shape`
     with bf16 u, Δ, z, B, C (the issue's setting), D, delta_bias and softplus on, as `fused_op` would
-    launch them on a GPU with `sms` multiprocessors (`kind` forces "seq" or "lscan")."""
+    launch them on a GPU with `sms` multiprocessors (`kind` forces "seq" or "lscan"; `override` is a
+    forward configuration to try, as `fused_op.OVERRIDE`)."""
     b, d, l, n = shape
     gen = torch.Generator().manual_seed(0)
     r = lambda *s: torch.randn(*s, generator=gen)  # noqa: E731
@@ -81,6 +84,7 @@ def record_launches(shape, training: bool, dtype=torch.bfloat16, kind: str | Non
         stack.enter_context(mock.patch.object(fused_op, "config", config))
         if kind:
             stack.enter_context(mock.patch.object(fused_op, "forward_kind", lambda *a, **k: kind))
+        stack.enter_context(mock.patch.dict(fused_op.OVERRIDE, override or {}))
         stack.enter_context(mock.patch("torch.cuda.get_device_properties",
                                        lambda _device: SimpleNamespace(multi_processor_count=sms)))
         # the kernels do not run: the outputs are only allocated, which is all the backward's launch needs
@@ -88,23 +92,6 @@ def record_launches(shape, training: bool, dtype=torch.bfloat16, kind: str | Non
         if training:
             fused_op.selective_scan_bwd(u, delta, A, B, C, D, z, bias, True, ckpt, pre, torch.ones_like(u), None)
     return {name: rec.launches[0] for name, rec in recorders.items() if rec.launches}
-
-
-def compilable(name: str):
-    """The @triton.jit kernel `name` of selective_scan_fused. Under TRITON_INTERPRET=1 the module's kernels are
-    interpreter functions, which cannot be compiled: a second copy of the module is loaded with it off."""
-    from triton.runtime.jit import JITFunction
-
-    kernel = getattr(selective_scan_fused, name)
-    if isinstance(kernel, JITFunction):
-        return kernel
-    import triton.experimental.gluon  # noqa: F401  (imported by the compiler; it must see the interpreter on)
-
-    spec = importlib.util.spec_from_file_location("_sass_fused_kernels", selective_scan_fused.__file__)
-    module = importlib.util.module_from_spec(spec)
-    with mock.patch.object(triton.knobs.runtime, "interpret", False):
-        spec.loader.exec_module(module)
-    return getattr(module, name)
 
 
 def compile_for_h100(kernel, args, kw):
@@ -154,8 +141,8 @@ def opcode(instruction: str) -> str:
 def hot_loop(name: str, kw: dict, n: int, sass: str) -> dict:
     """The instructions each lane issues per (time step, state entry) element, from the loop structure.
 
-    seq: one loop over time, K steps per iteration, each lane a channel with all its n entries:
-         per element = loop / (K·n).
+    seq: one loop over time, K steps per iteration, each lane a channel's n/LANES entries:
+         per element = loop / (K·n/LANES).
     lscan and backward: a loop over chunks around a loop over the n state entries, each iteration
          of which covers a (BLOCK_D, BLOCK_L) tile shared by 32·num_warps lanes:
          per element = (inner·n + (outer − inner)) / (n·BLOCK_D·BLOCK_L / lanes).
@@ -167,7 +154,7 @@ def hot_loop(name: str, kw: dict, n: int, sass: str) -> dict:
     body = ins[inner[0]:inner[1] + 1]
     exp2_in = sum(opcode(i) == "MUFU.EX2" for i in body)
     if name == "_fwd_seq_kernel":
-        per_lane = kw["K"] * n  # (steps, entries) per iteration
+        per_lane = kw["K"] * n / kw.get("LANES", 1)  # (steps, entries) per iteration
         issued, exp2, hot = inner_len, exp2_in, body
     else:  # the inner loop runs n times per iteration of the outer one
         outer = min((s for s in spans if s[0] < inner[0] and s[1] > inner[1]), key=lambda s: s[1] - s[0])
@@ -182,14 +169,20 @@ def hot_loop(name: str, kw: dict, n: int, sass: str) -> dict:
                 top_opcodes=dict(collections.Counter(opcode(i) for i in body).most_common(12)))
 
 
-def analyse(shape, training=False, kind=None, out: Path | None = None) -> list[dict]:
+def analyse(shape, training=False, kind=None, out: Path | None = None, override: dict | None = None) -> list[dict]:
     """One row per kernel launched at `shape` = (B, D, L, N) (the forward `kind` forced when given; the
     backward too when `training`): grid, config, registers, stack, local memory, the inner loop's length,
     instructions and exp2 per element, local-memory loads and stores (spills) in the loops and the inner
-    loop's most frequent opcodes. `out`: keep TTGIR and SASS there."""
+    loop's most frequent opcodes. `out`: keep TTGIR and SASS there; `override`: a forward configuration.
+
+    Under TRITON_INTERPRET=1 the kernels (and Triton's own @jit helpers such as `tl.zeros`) are
+    interpreter functions, which the compiler cannot use: the work is then done by a fresh Python
+    process with the interpreter off."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return _analyse_elsewhere(shape, training, kind, out, override)
     rows = []
-    for name, (grid, args, kw) in record_launches(shape, training, kind=kind).items():
-        compiled = compile_for_h100(compilable(name), args, kw)
+    for name, (grid, args, kw) in record_launches(shape, training, kind=kind, override=override).items():
+        compiled = compile_for_h100(getattr(selective_scan_fused, name), args, kw)
         sass, res = disassemble(compiled.asm["cubin"])
         rows.append(dict(kernel=name, shape=list(shape), training=training, grid=list(grid),
                          config={k: v for k, v in kw.items() if k.isupper() or k == "num_warps"}, **res,
@@ -199,3 +192,17 @@ def analyse(shape, training=False, kind=None, out: Path | None = None) -> list[d
             (out / f"{name}.sass").write_text(sass)
             (out / f"{name}.ttgir").write_text(compiled.asm["ttgir"])
     return rows
+
+
+def _analyse_elsewhere(shape, training, kind, out, override) -> list[dict]:
+    """`analyse` in a child process without TRITON_INTERPRET (its rows come back as JSON)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    request = json.dumps(dict(shape=list(shape), training=training, kind=kind, out=str(out) if out else None,
+                              override=override))
+    code = ("import json, sys; from pathlib import Path; from mamba_edu.kernels.sass import analyse; "
+            "r = json.loads(sys.argv[1]); r['out'] = Path(r['out']) if r['out'] else None; "
+            "print(json.dumps(analyse(**r)))")
+    done = subprocess.run([sys.executable, "-c", code, request], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"compiling the kernels for sm_90 failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -5,13 +5,14 @@ forwards live here, and `fused_op.config` picks one per shape (measured on an H1
 results/bench/NOTES.md). They differ in what the 32 lanes of a warp share out among themselves.
 
 - `_fwd_seq_kernel`: the lanes share out the CHANNELS. The teaching loop, one lane per channel
-  and its whole state in that lane's registers, time in order. It executes the fewest
-  instructions (exp2 and three multiply-adds per state entry and step), but a warp covers 32
-  channels, so b·d/32 warps must fill the GPU: the default when there are that many (and when
-  training). What makes it fast is moving data well: u, Δ, z and out travel K steps at a time
-  (16 bytes per lane), B_t and C_t are read from float32 (b, g, L, N) copies as 16-byte
-  broadcast loads (zero-padded: no masks, no conversions), and every tile has the same (K, BLOCK_D) shape, so that Triton never moves a value
-  from one lane to another (a layout conversion through shared memory).
+  (or LANES lanes per channel, each with n/LANES of its state entries) and the state in registers,
+  time in order. It executes the fewest instructions (exp2 and three multiply-adds per state entry
+  and step), but a warp covers 32/LANES channels, so b·d·LANES/32 warps must fill the GPU: more
+  lanes per channel when there are few channels. What makes it fast is moving data well: u, Δ, z
+  and out travel K steps at a time (up to 16 bytes per lane), B_t and C_t are read from float32
+  (b, g, L, N) copies as 16-byte broadcast loads (zero-padded: no masks, no conversions), and
+  every tile has the same (K, BLOCK_D, LANES) shape, so that Triton moves no value from one lane
+  to another (a layout conversion through shared memory) except the shuffles that add up y.
 - `_fwd_lscan_kernel`: the lanes share out TIME. A program takes BLOCK_L time steps of
   BLOCK_D channels as (BLOCK_D, BLOCK_L) tiles, each lane a run of consecutive steps (the way
   the official CUDA kernel is organised), and for each state entry n solves the chunk's
@@ -110,13 +111,13 @@ def _sigmoid(x, FAST: tl.constexpr):
 
 @triton.jit
 def _seq_step(h, dt_k, dtu_k, A2, B_p, C_p, t, sB_l, sC_l, FAST_EXP2: tl.constexpr):
-    """One time step for K state entries of every lane's channel: (h, y contribution). B and C are the
+    """One time step for K state entries in every lane: (h, the lane's part of y). B and C are the
     caller's zero-padded float32 copies: no mask (a masked load first zeroes its registers) and no
-    conversion (every lane would convert the same broadcast values)."""
-    B_t = tl.load(B_p + t * sB_l)  # (K, BD): the same in every lane
+    conversion (the lanes of a channel group would all convert the same broadcast values)."""
+    B_t = tl.load(B_p + t * sB_l)  # (K, BD, P): the same for every channel of the program
     C_t = tl.load(C_p + t * sC_l)
-    h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_t  # (K, BD)
-    return h, tl.sum(h * C_t, axis=0, keep_dims=True)  # y: a sum inside the lane, (1, BD)
+    h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_t  # (K, BD, P)
+    return h, tl.sum(h * C_t, axis=0, keep_dims=True)  # y: a sum inside the lane, (1, BD, P)
 
 
 @triton.jit
@@ -128,65 +129,73 @@ def _fwd_seq_kernel(
     sz_b, sz_d, sz_l, so_b, so_d, so_l,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_CKPT: tl.constexpr, FAST_EXP2: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr, LANES: tl.constexpr,
 ):
-    """The teaching loop, laid out so that nothing is shared or shuffled: one lane per channel.
+    """The teaching loop, laid out so that (almost) nothing is shared or shuffled: LANES lanes per channel.
 
-    Every tile is (K, BLOCK_D): K entries (16 bytes of one input) inside each lane, the channels
-    across the lanes. u, Δ, z and out move K time steps at a time (each lane reads 16 contiguous
-    bytes of its channel), and step k is taken out of the tile inside the lane. The state, up to
-    GROUPS·K = 32 entries per channel, is GROUPS tiles of K entries, so that B_t and C_t (copied by the
-    caller to float32 (b, g, L', N') with n contiguous, zero past L and N: `fused_op.seq_copy`) load
-    as the same (K, BLOCK_D) tiles, unmasked; they are the same for every lane (broadcast loads from L1). With one layout for everything, Triton moves nothing
-    between lanes: exp2, the update and y = Σ_n C·h are per-lane arithmetic. Every BLOCK_L steps
-    the state is written out as a checkpoint for the backward.
+    Every tile is (K, BLOCK_D, LANES): K entries inside each lane, channels and their LANES parts
+    across the lanes. u, Δ, z and out move K time steps at a time (each lane reads K contiguous
+    steps of its channel; the LANES lanes of a channel read the same ones), and step k is taken out
+    of the tile inside the lane. A channel's state, up to GROUPS·K·LANES entries, is shared out
+    among its LANES lanes, K entries per lane and tile: tile j holds entries
+    n = (j·LANES + p)·K + k in part p. B_t and C_t (copied by the caller to float32 (b, g, L', N')
+    with n contiguous, zero past L and N: `fused_op.seq_copy`) load as the same tiles, unmasked;
+    they are the same for every channel (broadcast loads from L1). exp2 and the update are per-lane
+    arithmetic; y = Σ_n C·h is a sum inside the lane and then, for LANES > 1, across the channel's
+    lanes (shuffles, once per K steps). LANES = 1 is the plain loop; more lanes per channel give
+    the GPU LANES times as many warps for the same channels, for (b·d small) shapes with too few
+    channels to keep it busy. Every BLOCK_L steps the state is written out as a checkpoint for the
+    backward.
     """
     pid_b = tl.program_id(1).to(tl.int64)
     pid_d = tl.program_id(0).to(tl.int64)
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[None, :]  # (1, BD)
-    offs_k = tl.arange(0, K)[:, None]  # (K, 1): time steps of a tile, or state entries of a group
-    mask_d = offs_d < dim  # (1, BD)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[None, :, None]  # (1, BD, 1)
+    offs_k = tl.arange(0, K)[:, None, None]  # (K, 1, 1): time steps of a tile, or state entries of a group
+    offs_p = tl.arange(0, LANES)[None, None, :]  # (1, 1, P): the part of the state a lane holds
+    mask_d = offs_d < dim  # (1, BD, 1)
     grp = (pid_d * BLOCK_D) // dim_per_group
+    one_lane = offs_p == 0  # (1, 1, P): the lane that stores a channel's outputs
 
     if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD)
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD, 1)
     if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD)
-    u_p = u_ptr + pid_b * su_b + offs_d * su_d + offs_k * su_l  # (K, BD): K steps of each channel
-    dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d + offs_k * sdt_l
-    z_p = z_ptr + pid_b * sz_b + offs_d * sz_d + offs_k * sz_l
-    o_p = out_ptr + pid_b * so_b + offs_d * so_d + offs_k * so_l
-    p_p = pre_ptr + (pid_b * dim + offs_d) * L + offs_k
-    # state group j holds entries n = j·K + k; its A, B, C, checkpoint and last-state pointers
-    n0 = offs_k  # (K, 1)
-    n1 = offs_k + K
-    n2 = offs_k + 2 * K
-    n3 = offs_k + 3 * K
-    A_p = A_ptr + offs_d * sA_d  # (1, BD)
-    B_p = B_ptr + pid_b * sB_b + grp * sB_g + offs_d * 0  # (1, BD): the group's B for every lane
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD, 1)
+    rows = offs_k + offs_p * 0  # (K, 1, P): every lane of a channel reads its K steps
+    u_p = u_ptr + pid_b * su_b + offs_d * su_d + rows * su_l  # (K, BD, P)
+    dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d + rows * sdt_l
+    z_p = z_ptr + pid_b * sz_b + offs_d * sz_d + rows * sz_l
+    o_p = out_ptr + pid_b * so_b + offs_d * so_d + rows * so_l
+    p_p = pre_ptr + (pid_b * dim + offs_d) * L + rows
+    # state tile j holds entries n = (j·LANES + p)·K + k; its A, B, C, checkpoint and last-state offsets
+    n0 = offs_p * K + offs_k  # (K, 1, P)
+    n1 = n0 + K * LANES
+    n2 = n0 + 2 * K * LANES
+    n3 = n0 + 3 * K * LANES
+    A_p = A_ptr + offs_d * sA_d  # (1, BD, 1)
+    B_p = B_ptr + pid_b * sB_b + grp * sB_g + offs_d * 0  # (1, BD, 1): the group's B for every channel
     C_p = C_ptr + pid_b * sC_b + grp * sC_g + offs_d * 0
-    s_p = (pid_b * dim + offs_d) * N  # (1, BD): (b, d) offset of a (…, N) state tensor
+    s_p = (pid_b * dim + offs_d) * N  # (1, BD, 1): (b, d) offset of a (…, N) state tensor
     LOG2E = 1.4426950408889634
-    A2_0 = tl.load(A_p + n0 * sA_n, mask=mask_d & (n0 < N), other=0.0) * LOG2E  # (K, BD)
+    A2_0 = tl.load(A_p + n0 * sA_n, mask=mask_d & (n0 < N), other=0.0) * LOG2E  # (K, BD, P)
     A2_1 = tl.load(A_p + n1 * sA_n, mask=mask_d & (n1 < N) & (GROUPS > 1), other=0.0) * LOG2E
     A2_2 = tl.load(A_p + n2 * sA_n, mask=mask_d & (n2 < N) & (GROUPS > 2), other=0.0) * LOG2E
     A2_3 = tl.load(A_p + n3 * sA_n, mask=mask_d & (n3 < N) & (GROUPS > 3), other=0.0) * LOG2E
-    h0 = tl.zeros((K, BLOCK_D), dtype=tl.float32)  # the state, in registers for the whole sequence
-    h1 = tl.zeros((K, BLOCK_D), dtype=tl.float32)
-    h2 = tl.zeros((K, BLOCK_D), dtype=tl.float32)
-    h3 = tl.zeros((K, BLOCK_D), dtype=tl.float32)
+    h0 = tl.zeros((K, BLOCK_D, LANES), dtype=tl.float32)  # the state, in registers for the whole sequence
+    h1 = tl.zeros((K, BLOCK_D, LANES), dtype=tl.float32)
+    h2 = tl.zeros((K, BLOCK_D, LANES), dtype=tl.float32)
+    h3 = tl.zeros((K, BLOCK_D, LANES), dtype=tl.float32)
 
     # HBM → registers: K steps of u, Δ (and z) for each channel, the next K loaded before this K's math
-    m_kd = (offs_k < L) & mask_d  # (K, BD)
+    m_kd = (offs_k < L) & mask_d  # (K, BD, 1)
     u_next = tl.load(u_p, mask=m_kd, other=0.0)
     dt_next = tl.load(dt_p, mask=m_kd, other=0.0)
     if HAS_Z:
         z_next = tl.load(z_p, mask=m_kd, other=0.0)
     for t0 in range(0, L, K):
-        m_kd = (t0 + offs_k < L) & mask_d  # (K, BD)
+        m_kd = (t0 + offs_k < L) & mask_d  # (K, BD, 1)
         if STORE_CKPT:
             if t0 % BLOCK_L == 0:
-                ck = ckpt_ptr + (s_p * n_chunks + (t0 // BLOCK_L) * N)  # (1, BD)
+                ck = ckpt_ptr + (s_p * n_chunks + (t0 // BLOCK_L) * N)  # (1, BD, 1)
                 tl.store(ck + n0, h0, mask=mask_d & (n0 < N))
                 if GROUPS > 1:
                     tl.store(ck + n1, h1, mask=mask_d & (n1 < N))
@@ -194,7 +203,7 @@ def _fwd_seq_kernel(
                     tl.store(ck + n2, h2, mask=mask_d & (n2 < N))
                 if GROUPS > 3:
                     tl.store(ck + n3, h3, mask=mask_d & (n3 < N))
-        u = u_next.to(tl.float32)  # (K, BD)
+        u = u_next.to(tl.float32)  # (K, BD, P)
         dt = dt_next.to(tl.float32)
         if HAS_Z:
             z = z_next.to(tl.float32)
@@ -209,10 +218,10 @@ def _fwd_seq_kernel(
             dt = _softplus(dt, FAST_EXP2)
         dt = tl.where(m_kd, dt, 0.0)  # past the end: the state passes unchanged
         dtu = dt * u
-        y = tl.zeros((K, BLOCK_D), dtype=tl.float32)
+        y = tl.zeros((K, BLOCK_D, LANES), dtype=tl.float32)
         for k in tl.static_range(K):
-            sel = offs_k == k  # (K, 1): step k of the tile, inside each lane (-0.0 + x is x)
-            dt_k = tl.sum(tl.where(sel, dt, -0.0), axis=0, keep_dims=True)  # (1, BD)
+            sel = offs_k == k  # (K, 1, 1): step k of the tile, inside each lane (-0.0 + x is x)
+            dt_k = tl.sum(tl.where(sel, dt, -0.0), axis=0, keep_dims=True)  # (1, BD, P)
             dtu_k = tl.sum(tl.where(sel, dtu, -0.0), axis=0, keep_dims=True)
             t = t0 + k
             h0, y_k = _seq_step(h0, dt_k, dtu_k, A2_0, B_p + n0 * sB_n, C_p + n0 * sC_n, t, sB_l, sC_l, FAST_EXP2)
@@ -225,14 +234,16 @@ def _fwd_seq_kernel(
             if GROUPS > 3:
                 h3, y3 = _seq_step(h3, dt_k, dtu_k, A2_3, B_p + n3 * sB_n, C_p + n3 * sC_n, t, sB_l, sC_l, FAST_EXP2)
                 y_k += y3
-            y = tl.where(sel, y_k, y)  # (K, BD)
+            y = tl.where(sel, y_k, y)  # (K, BD, P)
+        if LANES > 1:  # add the parts of y held by a channel's lanes (shuffles); every lane gets the sum
+            y = tl.sum(y, axis=2, keep_dims=True)  # (K, BD, 1)
         if HAS_D:
             y += Dv * u
         if HAS_Z:
             if STORE_CKPT:  # the backward's dz needs the value before the gate
-                tl.store(p_p + t0, y, mask=m_kd)
+                tl.store(p_p + t0, y, mask=m_kd & one_lane)
             y *= z * _sigmoid(z, FAST_EXP2)
-        tl.store(o_p + t0 * so_l, y, mask=m_kd)  # registers → HBM: out only
+        tl.store(o_p + t0 * so_l, y, mask=m_kd & one_lane)  # registers → HBM: out only, one lane per channel
     tl.store(last_ptr + s_p + n0, h0, mask=mask_d & (n0 < N))
     if GROUPS > 1:
         tl.store(last_ptr + s_p + n1, h1, mask=mask_d & (n1 < N))

@@ -29,7 +29,7 @@ def _inputs(b, d, l, n, g, dtype, seed, device=DEVICE):
 
 
 # the fused forwards (the backward is shared): fused_op.config picks one per shape on a GPU
-FUSED_KERNELS = {"lscan": {}, "seq": dict(KERNEL="seq", BLOCK_D=4)}
+FUSED_KERNELS = {"lscan": {}, "seq": dict(KERNEL="seq", BLOCK_D=4), "seq2": dict(KERNEL="seq", BLOCK_D=2, LANES=2)}
 
 
 @pytest.fixture(params=list(FUSED_KERNELS))
@@ -72,15 +72,18 @@ def test_fused_with_and_without_the_last_state(l, want_last, fused_kernel):
         assert _rel(res[1], last_ref) < 1e-5
 
 
-@pytest.mark.parametrize("n,dtype", [(13, torch.float32), (16, torch.bfloat16), (40, torch.float32)])
-def test_fused_seq_state_in_groups_of_one_load(n, dtype):
-    # the seq forward keeps the state as up to 4 tiles of 16 bytes' worth of entries (4 fp32 or 8 for
-    # 16-bit inputs) per lane: 13 entries are 4 ragged groups, 16 bf16 entries 2; 40 fall back to lscan
+@pytest.mark.parametrize("n,dtype,lanes", [(13, torch.float32, 1), (16, torch.bfloat16, 1), (40, torch.float32, 1),
+                                           (13, torch.float32, 4), (16, torch.bfloat16, 4), (5, torch.float16, 2)])
+def test_fused_seq_state_in_groups_of_one_load(n, dtype, lanes):
+    # the seq forward keeps a channel's state in `lanes` lanes, up to 4 tiles of K entries each (K: 16 bytes'
+    # worth, 4 fp32 or 8 for 16-bit inputs, fewer when n/lanes needs fewer): one lane, 13 entries are 4 ragged
+    # tiles, 16 bf16 entries 2, and 40 fall back to lscan; four lanes, 13 fp32 entries are one tile of 4 per
+    # lane, 16 bf16 entries one tile of K = 4; two lanes, 5 entries are one tile of K = 4 (3 of the 8 padding)
     from mamba_edu.kernels import fused_op
     x = _inputs(1, 4, 21, n, None, dtype, seed=n)
     ref, last_ref = selective_scan_ref(**{k: v.double() for k, v in x.items()}, delta_softplus=True,
                                        return_last_state=True)
-    fused_op.OVERRIDE.update(KERNEL="seq", BLOCK_D=4)
+    fused_op.OVERRIDE.update(KERNEL="seq", BLOCK_D=4, LANES=lanes)
     try:
         out, last = mamba_edu.selective_scan(**x, delta_softplus=True, return_last_state=True, impl="fused")
     finally:
@@ -161,6 +164,25 @@ def test_gpu_fused_forward_and_gradients_at_real_sizes(dtype, b, d, l, n, g):
     assert _rel(out[:1, :k], ref) < TOL[dtype] and _rel(h[:1, :k], h_ref) < 1e-4
     for kk in ("u", "delta", "z"):
         assert _rel(xf[kk].grad[:1, :k], x64[kk].grad) < 3 * TOL[dtype], kk
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("cfg", [dict(KERNEL="seq", BLOCK_D=32, LANES=1), dict(KERNEL="seq", BLOCK_D=16, LANES=2),
+                                 dict(KERNEL="seq", BLOCK_D=8, LANES=4), dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=1024)])
+def test_gpu_every_fused_forward_at_real_sizes(dtype, cfg):
+    """Each forward the tuning script times, whatever `config` picks by default, on the first sequence."""
+    from mamba_edu.kernels import fused_op
+    x = _inputs(2, 1536, 2048, 16, None, dtype, seed=11)
+    fused_op.OVERRIDE.update(cfg)
+    try:
+        out, h = mamba_edu.selective_scan(**x, delta_softplus=True, return_last_state=True, impl="fused")
+    finally:
+        fused_op.OVERRIDE.clear()
+    sl = {kk: (v[:1, :64] if kk in ("u", "delta", "z") else v[:1] if kk in ("B", "C") else v[:64]) for kk, v in x.items()}
+    ref, h_ref = selective_scan_ref(**{kk: v.double() for kk, v in sl.items()}, delta_softplus=True,
+                                    return_last_state=True)
+    assert _rel(out[:1, :64], ref) < TOL[dtype] and _rel(h[:1, :64], h_ref) < 1e-4
 
 
 @pytest.mark.gpu
