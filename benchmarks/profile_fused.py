@@ -3,11 +3,14 @@
     ncu --clock-control none -k regex:_fwd_|_bwd_ -c 2 --section SpeedOfLight --section WarpStateStats \
         --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis \
         --section MemoryWorkloadAnalysis python benchmarks/profile_fused.py [best.json]
+        [--fwd '{"KERNEL": "seq", "LANES": 2, ...}'] [--shape B,D,L,N] [--forward-only]
 
 best.json (written by benchmarks/tune_fused.py) holds {"fwd": {...}, "bwd": {...}}: the block sizes
-to profile instead of the defaults in `mamba_edu.kernels.fused_op.config`.
+to profile instead of the defaults in `mamba_edu.kernels.fused_op.config`; --fwd gives the forward's
+configuration directly (as `fused_op.OVERRIDE`).
 """
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,22 +23,31 @@ from mamba_edu.kernels import fused_op
 sys.path.insert(0, str(Path(__file__).parent))
 from tune_fused import fwd_for_bwd  # noqa: E402
 
-if len(sys.argv) > 1:
-    cfg = json.loads(Path(sys.argv[1]).read_text())
+ap = argparse.ArgumentParser()
+ap.add_argument("best", nargs="?", type=Path, help="best.json from benchmarks/tune_fused.py")
+ap.add_argument("--fwd", type=json.loads, default=None, help="the forward's configuration, as JSON")
+ap.add_argument("--shape", default="8,1536,2048,16", help="B,D,L,N")
+ap.add_argument("--forward-only", action="store_true")
+args = ap.parse_args()
+if args.best:
+    cfg = json.loads(args.best.read_text())
     fused_op.OVERRIDE.update(cfg.get("fwd", {}))
     fused_op.OVERRIDE_BWD.update(cfg.get("bwd", {}))
+if args.fwd:
+    fused_op.OVERRIDE.update(args.fwd)
 
-b, d, l, n = 8, 1536, 2048, 16
+b, d, l, n = (int(v) for v in args.shape.split(","))
 g = torch.Generator(device="cuda").manual_seed(0)
 r = lambda *s: torch.randn(*s, device="cuda", generator=g)  # noqa: E731
 x = dict(u=r(b, d, l).bfloat16(), delta=(0.5 * r(b, d, l) - 1).bfloat16(), A=-torch.exp(0.5 * r(d, n)),
          B=r(b, n, l).bfloat16(), C=r(b, n, l).bfloat16(), D=r(d), z=r(b, d, l).bfloat16(), delta_bias=0.1 * r(d))
 with torch.no_grad():  # the forward as it is timed
     mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")
-x = {k: v.requires_grad_() for k, v in x.items()}
-if fused_op.OVERRIDE_BWD:  # the forward's checkpoints must match the backward's chunks
-    fused_op.OVERRIDE.clear()
-    fused_op.OVERRIDE.update(fwd_for_bwd(fused_op.OVERRIDE_BWD["BLOCK_L"]))
-out = mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")
-out.backward(torch.randn_like(out))
+if not args.forward_only:
+    x = {k: v.requires_grad_() for k, v in x.items()}
+    if fused_op.OVERRIDE_BWD:  # the forward's checkpoints must match the backward's chunks
+        fused_op.OVERRIDE.clear()
+        fused_op.OVERRIDE.update(fwd_for_bwd(fused_op.OVERRIDE_BWD["BLOCK_L"]))
+    out = mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")
+    out.backward(torch.randn_like(out))
 torch.cuda.synchronize()

@@ -72,6 +72,8 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
             fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=64 if training else 512, num_warps=1)
         bwd = dict(BLOCK_D=4, num_warps=1)
     fwd.update(OVERRIDE)
+    if fwd["KERNEL"] != "seq":  # (keys only seq has, from its default)
+        fwd.pop("LANES", None), fwd.pop("BC_FP32", None)
     if fwd["KERNEL"] == "seq" and not seq_fits(n, itemsize, fwd.get("LANES", 1)):
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     bwd.update(OVERRIDE_BWD)
@@ -82,13 +84,15 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
     return cfg
 
 
-def seq_copy(t: Tensor, k: int, n_pad: int) -> Tensor:
-    """B or C (b, g, n, l) for the seq forward: a float32 (b, g, l', n_pad) copy with n contiguous, zero
-    past l and n (l' = l rounded up to k steps), returned as a (b, g, n_pad, l') view. The kernel loads
-    B_t[j·k : (j+1)·k] unmasked and unconverted: every lane loads the same values, so a conversion per
-    lane would be repeated 32 times; the copy is 1/d of the inputs' bytes."""
+def seq_copy(t: Tensor, k: int, n_pad: int, fp32: bool = True) -> Tensor:
+    """B or C (b, g, n, l) for the seq forward: a (b, g, l', n_pad) copy with n contiguous, zero past l
+    and n (l' = l rounded up to k steps), returned as a (b, g, n_pad, l') view. The kernel loads
+    B_t[j·k : (j+1)·k] unmasked; in float32 (`fp32`) also unconverted: every lane of a warp loads the
+    same values, so a conversion per lane is repeated for every channel (but the loads are twice as
+    many as in 16 bits). The copy is 1/d of the inputs' bytes."""
     b, g, n, l = t.shape
-    out = t.new_zeros(b, g, triton.cdiv(l, k) * k, n_pad, dtype=torch.float32)  # (b, g, l', n_pad)
+    dtype = torch.float32 if fp32 else t.dtype
+    out = t.new_zeros(b, g, triton.cdiv(l, k) * k, n_pad, dtype=dtype)  # (b, g, l', n_pad)
     out[:, :, :l, :n] = t.transpose(2, 3)
     return out.transpose(2, 3)
 
@@ -121,7 +125,8 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
         lanes = cfg.setdefault("LANES", 1)
         k = seq_k(n, u.element_size(), lanes)  # K steps per load, K state entries per lane and tile
         n_pad = triton.cdiv(n, k * lanes) * k * lanes
-        B, C = seq_copy(B, k, n_pad), seq_copy(C, k, n_pad)
+        fp32 = cfg.pop("BC_FP32", True)
+        B, C = seq_copy(B, k, n_pad, fp32), seq_copy(C, k, n_pad, fp32)
     common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *out.stride())
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                  SOFTPLUS=delta_softplus, STORE_CKPT=save_checkpoints)

@@ -114,8 +114,8 @@ def _seq_step(h, dt_k, dtu_k, A2, B_p, C_p, t, sB_l, sC_l, FAST_EXP2: tl.constex
     """One time step for K state entries in every lane: (h, the lane's part of y). B and C are the
     caller's zero-padded float32 copies: no mask (a masked load first zeroes its registers) and no
     conversion (the lanes of a channel group would all convert the same broadcast values)."""
-    B_t = tl.load(B_p + t * sB_l)  # (K, BD, P): the same for every channel of the program
-    C_t = tl.load(C_p + t * sC_l)
+    B_t = tl.load(B_p + t * sB_l).to(tl.float32)  # (K, BD, P): the same for every channel of the program
+    C_t = tl.load(C_p + t * sC_l).to(tl.float32)
     h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_t  # (K, BD, P)
     return h, tl.sum(h * C_t, axis=0, keep_dims=True)  # y: a sum inside the lane, (1, BD, P)
 
