@@ -73,7 +73,7 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
         bwd = dict(BLOCK_D=4, num_warps=1)
     fwd.update(OVERRIDE)
     if fwd["KERNEL"] != "seq":  # (keys only seq has, from its default)
-        fwd.pop("LANES", None), fwd.pop("BC_FP32", None)
+        fwd.pop("LANES", None), fwd.pop("BC_FP32", None), fwd.pop("PREFETCH", None)
     if fwd["KERNEL"] == "seq" and not seq_fits(n, itemsize, fwd.get("LANES", 1)):
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     bwd.update(OVERRIDE_BWD)
@@ -86,13 +86,13 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
 
 def seq_copy(t: Tensor, k: int, n_pad: int, fp32: bool = True) -> Tensor:
     """B or C (b, g, n, l) for the seq forward: a (b, g, l', n_pad) copy with n contiguous, zero past l
-    and n (l' = l rounded up to k steps), returned as a (b, g, n_pad, l') view. The kernel loads
+    and n (l' = l rounded up to k steps, and one more), returned as a (b, g, n_pad, l') view. The kernel loads
     B_t[j·k : (j+1)·k] unmasked; in float32 (`fp32`) also unconverted: every lane of a warp loads the
     same values, so a conversion per lane is repeated for every channel (but the loads are twice as
     many as in 16 bits). The copy is 1/d of the inputs' bytes."""
     b, g, n, l = t.shape
     dtype = torch.float32 if fp32 else t.dtype
-    out = t.new_zeros(b, g, triton.cdiv(l, k) * k, n_pad, dtype=dtype)  # (b, g, l', n_pad)
+    out = t.new_zeros(b, g, triton.cdiv(l, k) * k + 1, n_pad, dtype=dtype)  # (b, g, l', n_pad): and B_l for a prefetch
     out[:, :, :l, :n] = t.transpose(2, 3)
     return out.transpose(2, 3)
 
@@ -126,6 +126,7 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
         k = seq_k(n, u.element_size(), lanes)  # K steps per load, K state entries per lane and tile
         n_pad = triton.cdiv(n, k * lanes) * k * lanes
         fp32 = cfg.pop("BC_FP32", True)
+        cfg.setdefault("PREFETCH", True)
         B, C = seq_copy(B, k, n_pad, fp32), seq_copy(C, k, n_pad, fp32)
     common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *out.stride())
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,

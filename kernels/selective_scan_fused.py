@@ -110,14 +110,23 @@ def _sigmoid(x, FAST: tl.constexpr):
 
 
 @triton.jit
-def _seq_step(h, dt_k, dtu_k, A2, B_p, C_p, t, sB_l, sC_l, FAST_EXP2: tl.constexpr):
-    """One time step for K state entries in every lane: (h, the lane's part of y). B and C are the
-    caller's zero-padded float32 copies: no mask (a masked load first zeroes its registers) and no
-    conversion (the lanes of a channel group would all convert the same broadcast values)."""
-    B_t = tl.load(B_p + t * sB_l).to(tl.float32)  # (K, BD, P): the same for every channel of the program
-    C_t = tl.load(C_p + t * sC_l).to(tl.float32)
-    h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_t  # (K, BD, P)
-    return h, tl.sum(h * C_t, axis=0, keep_dims=True)  # y: a sum inside the lane, (1, BD, P)
+def _seq_step(h, dt_k, dtu_k, A2, B_q, C_q, B_t, C_t, t, sB_l, sC_l, FAST_EXP2: tl.constexpr,
+              PREFETCH: tl.constexpr):
+    """One time step t for K state entries in every lane: (h, the lane's part of y, B and C for step t + 1).
+
+    B_q and C_q point at the caller's zero-padded copies of B and C (no mask: a masked load first
+    zeroes its registers). With PREFETCH, B_t and C_t were loaded during the step before and this
+    step loads the next ones: a load from L2 takes hundreds of cycles, and a step's arithmetic hides
+    them (without, every step waits for its own loads: the kernel's largest stall on an H100)."""
+    if PREFETCH:
+        B_n = tl.load(B_q + (t + 1) * sB_l)  # (K, BD, P): the same for every channel of the program
+        C_n = tl.load(C_q + (t + 1) * sC_l)
+    else:
+        B_t = tl.load(B_q + t * sB_l)
+        C_t = tl.load(C_q + t * sC_l)
+        B_n, C_n = B_t, C_t
+    h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_t.to(tl.float32)  # (K, BD, P)
+    return h, tl.sum(h * C_t.to(tl.float32), axis=0, keep_dims=True), B_n, C_n  # y: a sum inside the lane
 
 
 @triton.jit
@@ -130,6 +139,7 @@ def _fwd_seq_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_CKPT: tl.constexpr, FAST_EXP2: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr, LANES: tl.constexpr,
+    PREFETCH: tl.constexpr,
 ):
     """The teaching loop, laid out so that (almost) nothing is shared or shuffled: LANES lanes per channel.
 
@@ -174,6 +184,19 @@ def _fwd_seq_kernel(
     A_p = A_ptr + offs_d * sA_d  # (1, BD, 1)
     B_p = B_ptr + pid_b * sB_b + grp * sB_g + offs_d * 0  # (1, BD, 1): the group's B for every channel
     C_p = C_ptr + pid_b * sC_b + grp * sC_g + offs_d * 0
+    B_q0, C_q0 = B_p + n0 * sB_n, C_p + n0 * sC_n  # (K, BD, P): tile j's entries of B_0 and C_0
+    B_q1, C_q1 = B_p + n1 * sB_n, C_p + n1 * sC_n
+    B_q2, C_q2 = B_p + n2 * sB_n, C_p + n2 * sC_n
+    B_q3, C_q3 = B_p + n3 * sB_n, C_p + n3 * sC_n
+    # B and C of step 0 (with PREFETCH; tiles past GROUPS only keep the loop's variables defined)
+    B_0, C_0 = tl.load(B_q0), tl.load(C_q0)
+    B_1, C_1, B_2, C_2, B_3, C_3 = B_0, C_0, B_0, C_0, B_0, C_0
+    if GROUPS > 1:
+        B_1, C_1 = tl.load(B_q1), tl.load(C_q1)
+    if GROUPS > 2:
+        B_2, C_2 = tl.load(B_q2), tl.load(C_q2)
+    if GROUPS > 3:
+        B_3, C_3 = tl.load(B_q3), tl.load(C_q3)
     s_p = (pid_b * dim + offs_d) * N  # (1, BD, 1): (b, d) offset of a (…, N) state tensor
     LOG2E = 1.4426950408889634
     A2_0 = tl.load(A_p + n0 * sA_n, mask=mask_d & (n0 < N), other=0.0) * LOG2E  # (K, BD, P)
@@ -224,15 +247,19 @@ def _fwd_seq_kernel(
             dt_k = tl.sum(tl.where(sel, dt, -0.0), axis=0, keep_dims=True)  # (1, BD, P)
             dtu_k = tl.sum(tl.where(sel, dtu, -0.0), axis=0, keep_dims=True)
             t = t0 + k
-            h0, y_k = _seq_step(h0, dt_k, dtu_k, A2_0, B_p + n0 * sB_n, C_p + n0 * sC_n, t, sB_l, sC_l, FAST_EXP2)
+            h0, y_k, B_0, C_0 = _seq_step(h0, dt_k, dtu_k, A2_0, B_q0, C_q0, B_0, C_0, t, sB_l, sC_l,
+                                          FAST_EXP2, PREFETCH)
             if GROUPS > 1:
-                h1, y1 = _seq_step(h1, dt_k, dtu_k, A2_1, B_p + n1 * sB_n, C_p + n1 * sC_n, t, sB_l, sC_l, FAST_EXP2)
+                h1, y1, B_1, C_1 = _seq_step(h1, dt_k, dtu_k, A2_1, B_q1, C_q1, B_1, C_1, t, sB_l, sC_l,
+                                             FAST_EXP2, PREFETCH)
                 y_k += y1
             if GROUPS > 2:
-                h2, y2 = _seq_step(h2, dt_k, dtu_k, A2_2, B_p + n2 * sB_n, C_p + n2 * sC_n, t, sB_l, sC_l, FAST_EXP2)
+                h2, y2, B_2, C_2 = _seq_step(h2, dt_k, dtu_k, A2_2, B_q2, C_q2, B_2, C_2, t, sB_l, sC_l,
+                                             FAST_EXP2, PREFETCH)
                 y_k += y2
             if GROUPS > 3:
-                h3, y3 = _seq_step(h3, dt_k, dtu_k, A2_3, B_p + n3 * sB_n, C_p + n3 * sC_n, t, sB_l, sC_l, FAST_EXP2)
+                h3, y3, B_3, C_3 = _seq_step(h3, dt_k, dtu_k, A2_3, B_q3, C_q3, B_3, C_3, t, sB_l, sC_l,
+                                             FAST_EXP2, PREFETCH)
                 y_k += y3
             y = tl.where(sel, y_k, y)  # (K, BD, P)
         if LANES > 1:  # add the parts of y held by a channel's lanes (shuffles); every lane gets the sum
