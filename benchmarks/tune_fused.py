@@ -105,8 +105,7 @@ def ttgir(kernel):
 def fwd_grid():
     # seq with LANES lanes per channel: one warp (with two, Triton reduces y through shared memory)
     grid = [dict(KERNEL="seq", BLOCK_D=32 // lanes, BLOCK_L=64, num_warps=1, LANES=lanes, BC_FP32=fp32)
-            for lanes in (1, 2, 4) for fp32 in (True, False)]
-    grid += [dict(KERNEL="seq", BLOCK_D=64, BLOCK_L=64, num_warps=2, LANES=1)]
+            for lanes, fp32 in [(1, False), (2, False), (2, True), (4, False), (4, True)]]
     grid += [dict(KERNEL="lscan", BLOCK_D=bd, BLOCK_L=bl, num_warps=nw)
              for bd, bl, nw in [(1, 256, 1), (1, 512, 1), (1, 1024, 1), (1, 1024, 2), (2, 512, 2)]]
     return grid

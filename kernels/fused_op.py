@@ -30,15 +30,17 @@ OVERRIDE: dict = {}
 OVERRIDE_BWD: dict = {}
 
 
-def seq_k(n: int, itemsize: int, lanes: int = 1) -> int:
-    """K for the seq forward: time steps per load (16 bytes of u per lane) and state entries per lane
-    and tile, fewer when a channel's n/lanes entries need fewer."""
-    return min(16 // itemsize, next_pow2(triton.cdiv(n, lanes)))
+def seq_block(n: int, itemsize: int, lanes: int = 1) -> tuple[int, int]:
+    """(K, E) for the seq forward: E state entries per lane (n/lanes, rounded up to a power of two) and
+    K time steps per load (16 bytes of u per lane), fewer when K·E values of B and C per lane and block
+    would crowd the registers (at most 64 of each)."""
+    e = next_pow2(triton.cdiv(n, lanes))
+    return min(16 // itemsize, max(1, 64 // e)), e
 
 
 def seq_fits(n: int, itemsize: int, lanes: int = 1) -> bool:
-    """The seq forward holds a channel's state as at most 4 tiles of K entries in each of its lanes."""
-    return n <= 4 * seq_k(n, itemsize, lanes) * lanes
+    """The seq forward holds at most 32 state entries per lane."""
+    return seq_block(n, itemsize, lanes)[1] <= 32
 
 
 def forward_kind(b: int, d: int, n: int, itemsize: int, sms: int, training: bool = False) -> str:
@@ -73,7 +75,7 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
         bwd = dict(BLOCK_D=4, num_warps=1)
     fwd.update(OVERRIDE)
     if fwd["KERNEL"] != "seq":  # (keys only seq has, from its default)
-        fwd.pop("LANES", None), fwd.pop("BC_FP32", None), fwd.pop("PREFETCH", None)
+        fwd.pop("LANES", None), fwd.pop("BC_FP32", None)
     if fwd["KERNEL"] == "seq" and not seq_fits(n, itemsize, fwd.get("LANES", 1)):
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     bwd.update(OVERRIDE_BWD)
@@ -82,19 +84,6 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
     cfg["BLOCK_D"] = block_d(d, g, cfg["BLOCK_D"])
     cfg["BLOCK_N"] = bn
     return cfg
-
-
-def seq_copy(t: Tensor, k: int, n_pad: int, fp32: bool = True) -> Tensor:
-    """B or C (b, g, n, l) for the seq forward: a (b, g, l', n_pad) copy with n contiguous, zero past l
-    and n (l' = l rounded up to k steps, and one more), returned as a (b, g, n_pad, l') view. The kernel loads
-    B_t[j·k : (j+1)·k] unmasked; in float32 (`fp32`) also unconverted: every lane of a warp loads the
-    same values, so a conversion per lane is repeated for every channel (but the loads are twice as
-    many as in 16 bits). The copy is 1/d of the inputs' bytes."""
-    b, g, n, l = t.shape
-    dtype = torch.float32 if fp32 else t.dtype
-    out = t.new_zeros(b, g, triton.cdiv(l, k) * k + 1, n_pad, dtype=dtype)  # (b, g, l', n_pad): and B_l for a prefetch
-    out[:, :, :l, :n] = t.transpose(2, 3)
-    return out.transpose(2, 3)
 
 
 def _opt(t: Optional[Tensor], like: Tensor) -> Tensor:
@@ -121,13 +110,6 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     shape = (b, d, n_chunks, n) if save_checkpoints else (0,)
     ckpt = torch.empty(shape, device=u.device, dtype=torch.float32)
     grid = (triton.cdiv(d, cfg["BLOCK_D"]), b)
-    if kind == "seq":
-        lanes = cfg.setdefault("LANES", 1)
-        k = seq_k(n, u.element_size(), lanes)  # K steps per load, K state entries per lane and tile
-        n_pad = triton.cdiv(n, k * lanes) * k * lanes
-        fp32 = cfg.pop("BC_FP32", True)
-        cfg.setdefault("PREFETCH", True)
-        B, C = seq_copy(B, k, n_pad, fp32), seq_copy(C, k, n_pad, fp32)
     common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *out.stride())
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                  SOFTPLUS=delta_softplus, STORE_CKPT=save_checkpoints)
@@ -138,9 +120,18 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     args = (u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out)
     cfg.pop("BLOCK_N")
     if kind == "seq":
+        if cfg.pop("BC_FP32", False) and B.dtype != torch.float32:
+            # every lane of a channel group converts the same B_t and C_t: convert them once here
+            # instead (b·n·l values, 1/d of u's; 2 instructions per (t, n) element less in the kernel)
+            B, C = B.float(), C.float()
+            args = (u, delta, A, B, C, *args[5:])
+            common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3),
+                      *out.stride())
         last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
+        # K: every tile must have K steps in one 16-byte load (one layout for all): the wider of u and B
+        k, e = seq_block(n, max(u.element_size(), B.element_size()), cfg.setdefault("LANES", 1))
         _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
-                              FAST_EXP2=u.is_cuda, K=k, GROUPS=n_pad // (k * lanes), **cfg)
+                              FAST_EXP2=u.is_cuda, K=k, E=e, **cfg)
         return out, (last if return_last_state else u.new_empty(0, dtype=torch.float32)), ckpt, pre
     carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other
     # one chunk, no checkpoints and no last state wanted: nothing needs the state after the scan

@@ -110,23 +110,18 @@ def _sigmoid(x, FAST: tl.constexpr):
 
 
 @triton.jit
-def _seq_step(h, dt_k, dtu_k, A2, B_q, C_q, B_t, C_t, t, sB_l, sC_l, FAST_EXP2: tl.constexpr,
-              PREFETCH: tl.constexpr):
-    """One time step t for K state entries in every lane: (h, the lane's part of y, B and C for step t + 1).
+def _at(x, sel, NEG0):
+    """x at the step `sel` marks along axis 0, a register choice inside the lane: a sum of x there and
+    -0.0 everywhere else, which the compiler folds away (x + -0.0 is x for every x, while x + 0.0 is
+    not: -0.0 + 0.0 = 0.0). NEG0 is -0.0 made from its bits: Triton turns the literal -0.0 into 0.0."""
+    return tl.sum(tl.where(sel, x, NEG0), axis=0, keep_dims=True)
 
-    B_q and C_q point at the caller's zero-padded copies of B and C (no mask: a masked load first
-    zeroes its registers). With PREFETCH, B_t and C_t were loaded during the step before and this
-    step loads the next ones: a load from L2 takes hundreds of cycles, and a step's arithmetic hides
-    them (without, every step waits for its own loads: the kernel's largest stall on an H100)."""
-    if PREFETCH:
-        B_n = tl.load(B_q + (t + 1) * sB_l)  # (K, BD, P): the same for every channel of the program
-        C_n = tl.load(C_q + (t + 1) * sC_l)
-    else:
-        B_t = tl.load(B_q + t * sB_l)
-        C_t = tl.load(C_q + t * sC_l)
-        B_n, C_n = B_t, C_t
-    h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_t.to(tl.float32)  # (K, BD, P)
-    return h, tl.sum(h * C_t.to(tl.float32), axis=0, keep_dims=True), B_n, C_n  # y: a sum inside the lane
+
+@triton.jit
+def _seq_step(h, dt_k, dtu_k, A2, B_k, C_k, FAST_EXP2: tl.constexpr):
+    """One time step for the E state entries in every lane: (h, the lane's part of y)."""
+    h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_k  # (1, BD, P, E)
+    return h, tl.sum(h * C_k, axis=3, keep_dims=True)  # y: a sum inside the lane, (1, BD, P, 1)
 
 
 @triton.jit
@@ -138,132 +133,98 @@ def _fwd_seq_kernel(
     sz_b, sz_d, sz_l, so_b, so_d, so_l,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_CKPT: tl.constexpr, FAST_EXP2: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, K: tl.constexpr, GROUPS: tl.constexpr, LANES: tl.constexpr,
-    PREFETCH: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, K: tl.constexpr, E: tl.constexpr, LANES: tl.constexpr,
 ):
     """The teaching loop, laid out so that (almost) nothing is shared or shuffled: LANES lanes per channel.
 
-    Every tile is (K, BLOCK_D, LANES): K entries inside each lane, channels and their LANES parts
-    across the lanes. u, Δ, z and out move K time steps at a time (each lane reads K contiguous
-    steps of its channel; the LANES lanes of a channel read the same ones), and step k is taken out
-    of the tile inside the lane. A channel's state, up to GROUPS·K·LANES entries, is shared out
-    among its LANES lanes, K entries per lane and tile: tile j holds entries
-    n = (j·LANES + p)·K + k in part p. B_t and C_t (copied by the caller to float32 (b, g, L', N')
-    with n contiguous, zero past L and N: `fused_op.seq_copy`) load as the same tiles, unmasked;
-    they are the same for every channel (broadcast loads from L1). exp2 and the update are per-lane
-    arithmetic; y = Σ_n C·h is a sum inside the lane and then, for LANES > 1, across the channel's
-    lanes (shuffles, once per K steps). LANES = 1 is the plain loop; more lanes per channel give
-    the GPU LANES times as many warps for the same channels, for (b·d small) shapes with too few
-    channels to keep it busy. Every BLOCK_L steps the state is written out as a checkpoint for the
-    backward.
+    Every tile is 4-D, (K, BLOCK_D, LANES, E) or a slice of it with some sizes 1: K time steps and E
+    state entries inside each lane, the channels and their LANES parts across the lanes. Lane part p
+    of a channel holds state entries n = p·E + e. Every K steps a lane loads, for its channel, K
+    contiguous steps of u, Δ and z (the LANES lanes of a channel load the same ones) and, for each
+    of its E entries, K steps of B and C (rows of B and C are contiguous in time: no copy is
+    needed; all channels of a program load the same ones, from L1). These loads are issued one
+    K-step block ahead of their use, so their latency hides behind the current block's arithmetic.
+    Step k is then taken out of each tile inside the lane (a register choice: no instruction).
+    exp2 and the update are per-lane arithmetic; y = Σ_n C·h is a sum inside the lane and then,
+    for LANES > 1, across the channel's lanes (shuffles, once per K steps). LANES = 1 is the plain
+    loop; more lanes per channel give the GPU LANES times as many warps for the same channels, for
+    shapes with too few channels to keep it busy. Every BLOCK_L steps the state is written out as
+    a checkpoint for the backward.
     """
     pid_b = tl.program_id(1).to(tl.int64)
     pid_d = tl.program_id(0).to(tl.int64)
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[None, :, None]  # (1, BD, 1)
-    offs_k = tl.arange(0, K)[:, None, None]  # (K, 1, 1): time steps of a tile, or state entries of a group
-    offs_p = tl.arange(0, LANES)[None, None, :]  # (1, 1, P): the part of the state a lane holds
-    mask_d = offs_d < dim  # (1, BD, 1)
+    offs_k = tl.arange(0, K)[:, None, None, None]  # (K, 1, 1, 1): time steps of a block
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[None, :, None, None]  # (1, BD, 1, 1)
+    offs_p = tl.arange(0, LANES)[None, None, :, None]  # (1, 1, P, 1): the part of the state a lane holds
+    offs_e = tl.arange(0, E)[None, None, None, :]  # (1, 1, 1, E)
+    n = offs_p * E + offs_e  # (1, 1, P, E): the state entry
+    mask_n = n < N
+    mask_d = offs_d < dim  # (1, BD, 1, 1)
     grp = (pid_d * BLOCK_D) // dim_per_group
-    one_lane = offs_p == 0  # (1, 1, P): the lane that stores a channel's outputs
+    one_lane = offs_p == 0  # (1, 1, P, 1): the lane that stores a channel's outputs
 
     if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD, 1)
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD, 1, 1)
     if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD, 1)
-    rows = offs_k + offs_p * 0  # (K, 1, P): every lane of a channel reads its K steps
-    u_p = u_ptr + pid_b * su_b + offs_d * su_d + rows * su_l  # (K, BD, P)
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD, 1, 1)
+    rows = offs_k + offs_p * 0  # (K, 1, P, 1): every lane of a channel reads its K steps
+    u_p = u_ptr + pid_b * su_b + offs_d * su_d + rows * su_l  # (K, BD, P, 1)
     dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d + rows * sdt_l
     z_p = z_ptr + pid_b * sz_b + offs_d * sz_d + rows * sz_l
     o_p = out_ptr + pid_b * so_b + offs_d * so_d + rows * so_l
     p_p = pre_ptr + (pid_b * dim + offs_d) * L + rows
-    # state tile j holds entries n = (j·LANES + p)·K + k; its A, B, C, checkpoint and last-state offsets
-    n0 = offs_p * K + offs_k  # (K, 1, P)
-    n1 = n0 + K * LANES
-    n2 = n0 + 2 * K * LANES
-    n3 = n0 + 3 * K * LANES
-    A_p = A_ptr + offs_d * sA_d  # (1, BD, 1)
-    B_p = B_ptr + pid_b * sB_b + grp * sB_g + offs_d * 0  # (1, BD, 1): the group's B for every channel
-    C_p = C_ptr + pid_b * sC_b + grp * sC_g + offs_d * 0
-    B_q0, C_q0 = B_p + n0 * sB_n, C_p + n0 * sC_n  # (K, BD, P): tile j's entries of B_0 and C_0
-    B_q1, C_q1 = B_p + n1 * sB_n, C_p + n1 * sC_n
-    B_q2, C_q2 = B_p + n2 * sB_n, C_p + n2 * sC_n
-    B_q3, C_q3 = B_p + n3 * sB_n, C_p + n3 * sC_n
-    # B and C of step 0 (with PREFETCH; tiles past GROUPS only keep the loop's variables defined)
-    B_0, C_0 = tl.load(B_q0), tl.load(C_q0)
-    B_1, C_1, B_2, C_2, B_3, C_3 = B_0, C_0, B_0, C_0, B_0, C_0
-    if GROUPS > 1:
-        B_1, C_1 = tl.load(B_q1), tl.load(C_q1)
-    if GROUPS > 2:
-        B_2, C_2 = tl.load(B_q2), tl.load(C_q2)
-    if GROUPS > 3:
-        B_3, C_3 = tl.load(B_q3), tl.load(C_q3)
-    s_p = (pid_b * dim + offs_d) * N  # (1, BD, 1): (b, d) offset of a (…, N) state tensor
-    LOG2E = 1.4426950408889634
-    A2_0 = tl.load(A_p + n0 * sA_n, mask=mask_d & (n0 < N), other=0.0) * LOG2E  # (K, BD, P)
-    A2_1 = tl.load(A_p + n1 * sA_n, mask=mask_d & (n1 < N) & (GROUPS > 1), other=0.0) * LOG2E
-    A2_2 = tl.load(A_p + n2 * sA_n, mask=mask_d & (n2 < N) & (GROUPS > 2), other=0.0) * LOG2E
-    A2_3 = tl.load(A_p + n3 * sA_n, mask=mask_d & (n3 < N) & (GROUPS > 3), other=0.0) * LOG2E
-    h0 = tl.zeros((K, BLOCK_D, LANES), dtype=tl.float32)  # the state, in registers for the whole sequence
-    h1 = tl.zeros((K, BLOCK_D, LANES), dtype=tl.float32)
-    h2 = tl.zeros((K, BLOCK_D, LANES), dtype=tl.float32)
-    h3 = tl.zeros((K, BLOCK_D, LANES), dtype=tl.float32)
+    # (K, BD, P, E): K steps of the lane's entries of B and C, the same for every channel of the group
+    B_p = B_ptr + pid_b * sB_b + grp * sB_g + n * sB_n + offs_k * sB_l + offs_d * 0
+    C_p = C_ptr + pid_b * sC_b + grp * sC_g + n * sC_n + offs_k * sC_l + offs_d * 0
+    s_p = (pid_b * dim + offs_d) * N  # (1, BD, 1, 1): (b, d) offset of a (…, N) state tensor
+    A2 = tl.load(A_ptr + offs_d * sA_d + n * sA_n, mask=mask_d & mask_n, other=0.0) * 1.4426950408889634
+    h = tl.zeros((1, BLOCK_D, LANES, E), dtype=tl.float32)  # the state, in registers for the whole sequence
+    NEG0 = tl.full((1, 1, 1, 1), -2147483648, tl.int32).to(tl.float32, bitcast=True)  # -0.0
 
-    # HBM → registers: K steps of u, Δ (and z) for each channel, the next K loaded before this K's math
-    m_kd = (offs_k < L) & mask_d  # (K, BD, 1)
-    u_next = tl.load(u_p, mask=m_kd, other=0.0)
-    dt_next = tl.load(dt_p, mask=m_kd, other=0.0)
+    # HBM → registers: the first block of K steps; in the loop, the next block is loaded before this one's math
+    m_k = offs_k < L  # (K, 1, 1, 1)
+    u_nx = tl.load(u_p, mask=m_k & mask_d, other=0.0)
+    dt_nx = tl.load(dt_p, mask=m_k & mask_d, other=0.0)
     if HAS_Z:
-        z_next = tl.load(z_p, mask=m_kd, other=0.0)
+        z_nx = tl.load(z_p, mask=m_k & mask_d, other=0.0)
+    B_nx = tl.load(B_p, mask=m_k & mask_n, other=0.0)
+    C_nx = tl.load(C_p, mask=m_k & mask_n, other=0.0)
     for t0 in range(0, L, K):
-        m_kd = (t0 + offs_k < L) & mask_d  # (K, BD, 1)
+        m_kd = (t0 + offs_k < L) & mask_d  # (K, BD, 1, 1)
         if STORE_CKPT:
             if t0 % BLOCK_L == 0:
-                ck = ckpt_ptr + (s_p * n_chunks + (t0 // BLOCK_L) * N)  # (1, BD, 1)
-                tl.store(ck + n0, h0, mask=mask_d & (n0 < N))
-                if GROUPS > 1:
-                    tl.store(ck + n1, h1, mask=mask_d & (n1 < N))
-                if GROUPS > 2:
-                    tl.store(ck + n2, h2, mask=mask_d & (n2 < N))
-                if GROUPS > 3:
-                    tl.store(ck + n3, h3, mask=mask_d & (n3 < N))
-        u = u_next.to(tl.float32)  # (K, BD, P)
-        dt = dt_next.to(tl.float32)
+                ck = ckpt_ptr + (s_p * n_chunks + (t0 // BLOCK_L) * N)  # (1, BD, 1, 1)
+                tl.store(ck + n, h, mask=mask_d & mask_n)
+        u = u_nx.to(tl.float32)  # (K, BD, P, 1)
+        dt = dt_nx.to(tl.float32)
         if HAS_Z:
-            z = z_next.to(tl.float32)
-        m_next = (t0 + K + offs_k < L) & mask_d
-        u_next = tl.load(u_p + (t0 + K) * su_l, mask=m_next, other=0.0)
-        dt_next = tl.load(dt_p + (t0 + K) * sdt_l, mask=m_next, other=0.0)
+            z = z_nx.to(tl.float32)
+        B_blk = B_nx.to(tl.float32)  # (K, BD, P, E)
+        C_blk = C_nx.to(tl.float32)
+        m_nx = t0 + K + offs_k < L  # (K, 1, 1, 1)
+        u_nx = tl.load(u_p + (t0 + K) * su_l, mask=m_nx & mask_d, other=0.0)
+        dt_nx = tl.load(dt_p + (t0 + K) * sdt_l, mask=m_nx & mask_d, other=0.0)
         if HAS_Z:
-            z_next = tl.load(z_p + (t0 + K) * sz_l, mask=m_next, other=0.0)
+            z_nx = tl.load(z_p + (t0 + K) * sz_l, mask=m_nx & mask_d, other=0.0)
+        B_nx = tl.load(B_p + (t0 + K) * sB_l, mask=m_nx & mask_n, other=0.0)
+        C_nx = tl.load(C_p + (t0 + K) * sC_l, mask=m_nx & mask_n, other=0.0)
         if HAS_BIAS:
             dt += bias
         if SOFTPLUS:
             dt = _softplus(dt, FAST_EXP2)
         dt = tl.where(m_kd, dt, 0.0)  # past the end: the state passes unchanged
         dtu = dt * u
-        y = tl.zeros((K, BLOCK_D, LANES), dtype=tl.float32)
+        y = tl.zeros((K, BLOCK_D, LANES, 1), dtype=tl.float32)
         for k in tl.static_range(K):
-            sel = offs_k == k  # (K, 1, 1): step k of the tile, inside each lane (-0.0 + x is x)
-            dt_k = tl.sum(tl.where(sel, dt, -0.0), axis=0, keep_dims=True)  # (1, BD, P)
-            dtu_k = tl.sum(tl.where(sel, dtu, -0.0), axis=0, keep_dims=True)
-            t = t0 + k
-            h0, y_k, B_0, C_0 = _seq_step(h0, dt_k, dtu_k, A2_0, B_q0, C_q0, B_0, C_0, t, sB_l, sC_l,
-                                          FAST_EXP2, PREFETCH)
-            if GROUPS > 1:
-                h1, y1, B_1, C_1 = _seq_step(h1, dt_k, dtu_k, A2_1, B_q1, C_q1, B_1, C_1, t, sB_l, sC_l,
-                                             FAST_EXP2, PREFETCH)
-                y_k += y1
-            if GROUPS > 2:
-                h2, y2, B_2, C_2 = _seq_step(h2, dt_k, dtu_k, A2_2, B_q2, C_q2, B_2, C_2, t, sB_l, sC_l,
-                                             FAST_EXP2, PREFETCH)
-                y_k += y2
-            if GROUPS > 3:
-                h3, y3, B_3, C_3 = _seq_step(h3, dt_k, dtu_k, A2_3, B_q3, C_q3, B_3, C_3, t, sB_l, sC_l,
-                                             FAST_EXP2, PREFETCH)
-                y_k += y3
-            y = tl.where(sel, y_k, y)  # (K, BD, P)
+            sel = offs_k == k  # (K, 1, 1, 1): step k of the block, inside each lane
+            dt_k = _at(dt, sel, NEG0)  # (1, BD, P, 1)
+            dtu_k = _at(dtu, sel, NEG0)
+            B_k = _at(B_blk, sel, NEG0)  # (1, BD, P, E)
+            C_k = _at(C_blk, sel, NEG0)
+            h, y_k = _seq_step(h, dt_k, dtu_k, A2, B_k, C_k, FAST_EXP2)
+            y = tl.where(sel, y_k, y)  # (K, BD, P, 1)
         if LANES > 1:  # add the parts of y held by a channel's lanes (shuffles); every lane gets the sum
-            y = tl.sum(y, axis=2, keep_dims=True)  # (K, BD, 1)
+            y = tl.sum(y, axis=2, keep_dims=True)  # (K, BD, 1, 1)
         if HAS_D:
             y += Dv * u
         if HAS_Z:
@@ -271,13 +232,7 @@ def _fwd_seq_kernel(
                 tl.store(p_p + t0, y, mask=m_kd & one_lane)
             y *= z * _sigmoid(z, FAST_EXP2)
         tl.store(o_p + t0 * so_l, y, mask=m_kd & one_lane)  # registers → HBM: out only, one lane per channel
-    tl.store(last_ptr + s_p + n0, h0, mask=mask_d & (n0 < N))
-    if GROUPS > 1:
-        tl.store(last_ptr + s_p + n1, h1, mask=mask_d & (n1 < N))
-    if GROUPS > 2:
-        tl.store(last_ptr + s_p + n2, h2, mask=mask_d & (n2 < N))
-    if GROUPS > 3:
-        tl.store(last_ptr + s_p + n3, h3, mask=mask_d & (n3 < N))
+    tl.store(last_ptr + s_p + n, h, mask=mask_d & mask_n)
 
 
 # ----------------------------------------------------------------------------------------------
