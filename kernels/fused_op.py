@@ -43,24 +43,32 @@ def seq_fits(n: int, itemsize: int, lanes: int = 1) -> bool:
     return seq_block(n, itemsize, lanes)[1] <= 32
 
 
+def seq_lanes(b: int, d: int, sms: int) -> int:
+    """Lanes per channel for the seq forward: 2, or 4 when 2 would give fewer than 8 one-warp
+    programs per SM (measured on an H100: results/bench/NOTES.md)."""
+    return 2 if b * d * 2 >= 8 * 32 * sms else 4
+
+
 def forward_kind(b: int, d: int, n: int, itemsize: int, sms: int, training: bool = False) -> str:
-    """The forward `config` picks on a GPU with `sms` multiprocessors: "seq" when its b·d/32
-    one-warp programs give at least 6 per SM (or when training), "lscan" otherwise."""
-    many = b * d >= 6 * 32 * sms
-    return "seq" if seq_fits(n, itemsize) and (many or training) else "lscan"
+    """The forward `config` picks on a GPU with `sms` multiprocessors: "seq" when its b·d·LANES/32
+    one-warp programs give at least 8 per SM (or when training), "lscan" otherwise."""
+    lanes = seq_lanes(b, d, sms)
+    many = b * d * lanes >= 8 * 32 * sms
+    return "seq" if seq_fits(n, itemsize, lanes) and (many or training) else "lscan"
 
 
 def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsize: int = 2,
            training: bool = False, backward: bool = False) -> dict:
     """Which forward kernel, block sizes and warps for a launch (measured on an H100: results/bench/NOTES.md).
 
-    KERNEL is "seq" (one lane per channel, time in order: the fewest instructions, but only b·d/32
-    warps) or "lscan" (time along the lanes, a scan per state entry: more instructions, b·d programs).
-    seq wins when there are enough channels to fill the GPU (8 × 4096: 0.70 ms against 1.05) and
-    lscan when there are not (8 × 1536: 0.41 against 0.53; 1 × 1536 × 8192: 0.25 against 1.9).
-    BLOCK_L is the checkpoint interval when training: the backward runs chunks of the same length,
-    so it takes the forward's, and the forward is then seq, whose speed does not depend on it.
-    On a CPU under the interpreter, small blocks keep the Python-level emulation fast.
+    KERNEL is "seq" (LANES lanes per channel, time in order: the fewest instructions, but only
+    b·d·LANES/32 warps) or "lscan" (time along the lanes, a scan per state entry: more instructions,
+    b·d programs). seq wins when there are enough channels to fill the GPU (8 × 1536: 0.34 ms with
+    4 lanes per channel against lscan's 0.39; 8 × 4096: 0.70 with 2 lanes against 0.96) and lscan
+    when there are not (1 × 1536 × 8192: 0.23 against 0.69). BLOCK_L is the checkpoint interval
+    when training: the backward runs chunks of the same length, so it takes the forward's, and the
+    forward is then seq, whose speed does not depend on it. For seq, BLOCK_D = 32·num_warps/LANES
+    channels unless set. On a CPU under the interpreter, small blocks keep the emulation fast.
     """
     bn = next_pow2(n)
     if device.type != "cuda":
@@ -69,14 +77,17 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
     else:
         sms = torch.cuda.get_device_properties(device).multi_processor_count
         if forward_kind(b, d, n, itemsize, sms, training) == "seq":
-            fwd = dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1, LANES=1)
+            fwd = dict(KERNEL="seq", BLOCK_L=64, num_warps=1, LANES=seq_lanes(b, d, sms))
         else:
             fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=64 if training else 512, num_warps=1)
         bwd = dict(BLOCK_D=4, num_warps=1)
     fwd.update(OVERRIDE)
-    if fwd["KERNEL"] != "seq":  # (keys only seq has, from its default)
-        fwd.pop("LANES", None), fwd.pop("BC_FP32", None)
-    if fwd["KERNEL"] == "seq" and not seq_fits(n, itemsize, fwd.get("LANES", 1)):
+    if fwd["KERNEL"] == "seq":
+        fwd.setdefault("LANES", 1)
+        fwd.setdefault("BLOCK_D", max(1, 32 * fwd["num_warps"] // fwd["LANES"]))
+    else:
+        fwd.pop("LANES", None)  # (from seq's default)
+    if fwd["KERNEL"] == "seq" and not seq_fits(n, itemsize, fwd["LANES"]):
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     bwd.update(OVERRIDE_BWD)
     bwd["BLOCK_L"] = fwd["BLOCK_L"]
@@ -120,16 +131,9 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     args = (u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out)
     cfg.pop("BLOCK_N")
     if kind == "seq":
-        if cfg.pop("BC_FP32", False) and B.dtype != torch.float32:
-            # every lane of a channel group converts the same B_t and C_t: convert them once here
-            # instead (b·n·l values, 1/d of u's; 2 instructions per (t, n) element less in the kernel)
-            B, C = B.float(), C.float()
-            args = (u, delta, A, B, C, *args[5:])
-            common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3),
-                      *out.stride())
         last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
         # K: every tile must have K steps in one 16-byte load (one layout for all): the wider of u and B
-        k, e = seq_block(n, max(u.element_size(), B.element_size()), cfg.setdefault("LANES", 1))
+        k, e = seq_block(n, max(u.element_size(), B.element_size()), cfg["LANES"])
         _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
                               FAST_EXP2=u.is_cuda, K=k, E=e, **cfg)
         return out, (last if return_last_state else u.new_empty(0, dtype=torch.float32)), ckpt, pre

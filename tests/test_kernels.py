@@ -92,13 +92,13 @@ def test_fused_seq_state_in_groups_of_one_load(n, dtype, lanes):
 
 
 def test_fused_forward_choice_follows_the_measured_rule():
-    from mamba_edu.kernels.fused_op import forward_kind
+    from mamba_edu.kernels.fused_op import forward_kind, seq_lanes
     sms = 132  # an H100
-    assert forward_kind(8, 4096, 16, 2, sms) == "seq"  # 1024 one-warp programs: ~7.8 per SM
-    assert forward_kind(8, 1536, 16, 2, sms) == "lscan"  # 384: under 6 per SM
+    assert forward_kind(8, 4096, 16, 2, sms) == "seq" and seq_lanes(8, 4096, sms) == 2  # 2048 warps: 15.5 per SM
+    assert forward_kind(8, 1536, 16, 2, sms) == "seq" and seq_lanes(8, 1536, sms) == 4  # 1536 warps: 11.6 per SM
+    assert forward_kind(1, 1536, 16, 2, sms) == "lscan"  # 192 warps even with 4 lanes per channel
     assert forward_kind(1, 1536, 16, 2, sms, training=True) == "seq"  # checkpoints every 64 steps
-    assert forward_kind(8, 4096, 40, 2, sms) == "lscan"  # 40 bf16 entries: more than 4 tiles of 8
-    assert forward_kind(8, 4096, 16, 4, sms) == "seq" and forward_kind(8, 4096, 17, 4, sms) == "lscan"
+    assert forward_kind(8, 4096, 64, 2, sms) == "seq" and forward_kind(8, 4096, 65, 4, sms) == "lscan"  # E <= 32
 
 
 @pytest.mark.parametrize("opts", [dict(delta_bias=None), dict(D=None, z=None, delta_bias=None), dict(z=None)])
