@@ -9,10 +9,11 @@ results/bench/NOTES.md). They differ in what the 32 lanes of a warp share out am
   time in order. It executes the fewest instructions (exp2 and three multiply-adds per state entry
   and step), but a warp covers 32/LANES channels, so b·d·LANES/32 warps must fill the GPU: more
   lanes per channel when there are few channels. What makes it fast is moving data well: u, Δ, z
-  and out travel K steps at a time (up to 16 bytes per lane), B_t and C_t are read from float32
-  (b, g, L, N) copies as 16-byte broadcast loads (zero-padded: no masks, no conversions), and
-  every tile has the same (K, BLOCK_D, LANES) shape, so that Triton moves no value from one lane
-  to another (a layout conversion through shared memory) except the shuffles that add up y.
+  and out travel K steps at a time (16 bytes per lane), and so do the rows of B and C (K steps of
+  each of a lane's entries), all loaded one K-step block ahead of their use; every tile has the
+  axes (step, channel, lane part, entry), so that Triton gives them one layout and moves no value
+  from one lane to another (a layout conversion through shared memory) except the shuffles that
+  add up y.
 - `_fwd_lscan_kernel`: the lanes share out TIME. A program takes BLOCK_L time steps of
   BLOCK_D channels as (BLOCK_D, BLOCK_L) tiles, each lane a run of consecutive steps (the way
   the official CUDA kernel is organised), and for each state entry n solves the chunk's
