@@ -66,24 +66,29 @@ def first_order_combine(a1, b1, a2, b2):
 
 
 @triton.jit
+def _hw(x, OP: tl.constexpr):
+    """The GPU's bare approximate instruction OP ("ex2", "lg2" or "rcp") on float32 x, results below
+    2^-126 flushed to 0: one instruction, where the exact versions add a sequence around it. Inline
+    PTX: a GPU only (the interpreter on a CPU cannot run it)."""
+    return tl.inline_asm_elementwise(OP + ".approx.ftz.f32 $0, $1;", "=f,f", [x], dtype=tl.float32,
+                                     is_pure=True, pack=1)
+
+
+@triton.jit
 def _exp2(x, FAST: tl.constexpr):
-    """2^x. FAST (on a GPU): the bare hardware instruction, flushing results below 2^-126 to 0 (a
-    decay that small is 0 for the state anyway); the default also handles those, with extra
-    instructions around it. The interpreter on a CPU cannot run inline PTX."""
+    """2^x; FAST: the hardware instruction (a decay below 2^-126 is 0 for the state anyway)."""
     if FAST:
-        return tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [x], dtype=tl.float32,
-                                         is_pure=True, pack=1)
+        return _hw(x, "ex2")
     else:
         return tl.exp2(x)
 
 
 @triton.jit
 def _log2(x, FAST: tl.constexpr):
-    """log2(x). FAST (on a GPU): the bare hardware instruction (absolute error ~2^-22 near 1); the
-    default is an exact logarithm of ~20 instructions."""
+    """log2(x); FAST: the hardware instruction (absolute error ~2^-22 near 1), not the exact
+    logarithm's ~20 instructions."""
     if FAST:
-        return tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=f,f", [x], dtype=tl.float32,
-                                         is_pure=True, pack=1)
+        return _hw(x, "lg2")
     else:
         return tl.log2(x)
 
@@ -98,9 +103,7 @@ def _softplus(x, FAST: tl.constexpr):
 def _sigmoid(x, FAST: tl.constexpr):
     """1 / (1 + e^-x). FAST: hardware exp2 and an approximate reciprocal (no division sequence)."""
     if FAST:
-        return tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=f,f",
-                                         [1.0 + _exp2(x * -1.4426950408889634, FAST)], dtype=tl.float32,
-                                         is_pure=True, pack=1)
+        return _hw(1.0 + _exp2(x * -1.4426950408889634, FAST), "rcp")
     else:
         return tl.sigmoid(x)
 
