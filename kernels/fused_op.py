@@ -135,7 +135,8 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
         # K: every tile must have K steps in one 16-byte load (one layout for all): the wider of u and B
         k, e = seq_block(n, max(u.element_size(), B.element_size()), cfg["LANES"])
         _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
-                              FAST_EXP2=u.is_cuda, K=k, E=e, **cfg)
+                              FAST_EXP2=u.is_cuda, K=k, E=e,
+                              FULL=(l % k == 0 and d % cfg["BLOCK_D"] == 0 and n == e * cfg["LANES"]), **cfg)
         return out, (last if return_last_state else u.new_empty(0, dtype=torch.float32)), ckpt, pre
     carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other
     # one chunk, no checkpoints and no last state wanted: nothing needs the state after the scan

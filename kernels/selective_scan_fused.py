@@ -122,6 +122,16 @@ def _at(x, sel, NEG0):
 
 
 @triton.jit
+def _load(p, mask, FULL: tl.constexpr):
+    """A block of an input; FULL (every block whole: L a multiple of K, every channel and entry of the
+    tiles real) needs no mask, and a masked load costs instructions (predicates, zeroed registers)."""
+    if FULL:
+        return tl.load(p)
+    else:
+        return tl.load(p, mask=mask, other=0.0)
+
+
+@triton.jit
 def _seq_step(h, dt_k, dtu_k, A2, B_k, C_k, FAST_EXP2: tl.constexpr):
     """One time step for the E state entries in every lane: (h, the lane's part of y)."""
     h = _exp2(dt_k * A2, FAST_EXP2) * h + dtu_k * B_k  # (1, BD, P, E)
@@ -138,6 +148,7 @@ def _fwd_seq_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_CKPT: tl.constexpr, FAST_EXP2: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, K: tl.constexpr, E: tl.constexpr, LANES: tl.constexpr,
+    FULL: tl.constexpr,
 ):
     """The teaching loop, laid out so that (almost) nothing is shared or shuffled: LANES lanes per channel.
 
@@ -187,14 +198,17 @@ def _fwd_seq_kernel(
 
     # HBM → registers: the first block of K steps; in the loop, the next block is loaded before this one's math
     m_k = offs_k < L  # (K, 1, 1, 1)
-    u_nx = tl.load(u_p, mask=m_k & mask_d, other=0.0)
-    dt_nx = tl.load(dt_p, mask=m_k & mask_d, other=0.0)
+    u_nx = _load(u_p, m_k & mask_d, FULL)
+    dt_nx = _load(dt_p, m_k & mask_d, FULL)
     if HAS_Z:
-        z_nx = tl.load(z_p, mask=m_k & mask_d, other=0.0)
-    B_nx = tl.load(B_p, mask=m_k & mask_n, other=0.0)
-    C_nx = tl.load(C_p, mask=m_k & mask_n, other=0.0)
+        z_nx = _load(z_p, m_k & mask_d, FULL)
+    B_nx = _load(B_p, m_k & mask_n, FULL)
+    C_nx = _load(C_p, m_k & mask_n, FULL)
     for t0 in range(0, L, K):
         m_kd = (t0 + offs_k < L) & mask_d  # (K, BD, 1, 1)
+        t_nx = t0 + K  # the next block (FULL: after the last block, the last one again, unused)
+        if FULL:
+            t_nx = tl.minimum(t_nx, L - K)
         if STORE_CKPT:
             if t0 % BLOCK_L == 0:
                 ck = ckpt_ptr + (s_p * n_chunks + (t0 // BLOCK_L) * N)  # (1, BD, 1, 1)
@@ -205,18 +219,19 @@ def _fwd_seq_kernel(
             z = z_nx.to(tl.float32)
         B_blk = B_nx.to(tl.float32)  # (K, BD, P, E)
         C_blk = C_nx.to(tl.float32)
-        m_nx = t0 + K + offs_k < L  # (K, 1, 1, 1)
-        u_nx = tl.load(u_p + (t0 + K) * su_l, mask=m_nx & mask_d, other=0.0)
-        dt_nx = tl.load(dt_p + (t0 + K) * sdt_l, mask=m_nx & mask_d, other=0.0)
+        m_nx = t_nx + offs_k < L  # (K, 1, 1, 1)
+        u_nx = _load(u_p + t_nx * su_l, m_nx & mask_d, FULL)
+        dt_nx = _load(dt_p + t_nx * sdt_l, m_nx & mask_d, FULL)
         if HAS_Z:
-            z_nx = tl.load(z_p + (t0 + K) * sz_l, mask=m_nx & mask_d, other=0.0)
-        B_nx = tl.load(B_p + (t0 + K) * sB_l, mask=m_nx & mask_n, other=0.0)
-        C_nx = tl.load(C_p + (t0 + K) * sC_l, mask=m_nx & mask_n, other=0.0)
+            z_nx = _load(z_p + t_nx * sz_l, m_nx & mask_d, FULL)
+        B_nx = _load(B_p + t_nx * sB_l, m_nx & mask_n, FULL)
+        C_nx = _load(C_p + t_nx * sC_l, m_nx & mask_n, FULL)
         if HAS_BIAS:
             dt += bias
         if SOFTPLUS:
             dt = _softplus(dt, FAST_EXP2)
-        dt = tl.where(m_kd, dt, 0.0)  # past the end: the state passes unchanged
+        if not FULL:
+            dt = tl.where(m_kd, dt, 0.0)  # past the end: the state passes unchanged
         dtu = dt * u
         y = tl.zeros((K, BLOCK_D, LANES, 1), dtype=tl.float32)
         for k in tl.static_range(K):

@@ -91,6 +91,34 @@ def test_fused_seq_state_in_groups_of_one_load(n, dtype, lanes):
     assert _rel(out, ref) < TOL[dtype] and _rel(last, last_ref) < 1e-5
 
 
+@pytest.mark.parametrize("lanes,l,d", [(1, 36, 8), (2, 32, 8), (4, 24, 8), (2, 36, 8), (2, 32, 5)])
+def test_fused_seq_whole_blocks_load_without_masks(lanes, l, d, monkeypatch):
+    # L a multiple of K, whole channel blocks and n = LANES·E: the seq forward's loads drop their masks
+    # (FULL); the other cases keep them. Both against the reference, and the flag as launched.
+    from mamba_edu.kernels import fused_op
+    launched = []
+    kernel = fused_op._fwd_seq_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            def launch(*args, **kw):
+                launched.append(kw["FULL"])
+                return kernel[grid](*args, **kw)
+            return launch
+
+    monkeypatch.setattr(fused_op, "_fwd_seq_kernel", Spy())
+    monkeypatch.setitem(fused_op.OVERRIDE, "KERNEL", "seq")
+    monkeypatch.setitem(fused_op.OVERRIDE, "BLOCK_D", 4 // lanes)
+    monkeypatch.setitem(fused_op.OVERRIDE, "LANES", lanes)
+    x = _inputs(1, d, l, 16, None, torch.bfloat16, seed=l + lanes)
+    ref, last_ref = selective_scan_ref(**{k: v.double() for k, v in x.items()}, delta_softplus=True,
+                                       return_last_state=True)
+    out, last = mamba_edu.selective_scan(**x, delta_softplus=True, return_last_state=True, impl="fused")
+    k = 4 if lanes == 1 else 8  # 16-byte bf16 loads, but at most 64 values of B per lane: K·E <= 64
+    assert launched == [l % k == 0 and d % (4 // lanes) == 0]
+    assert _rel(out, ref) < TOL[torch.bfloat16] and _rel(last, last_ref) < 1e-5
+
+
 def test_fused_forward_choice_follows_the_measured_rule():
     from mamba_edu.kernels.fused_op import forward_kind, seq_lanes
     sms = 132  # an H100
