@@ -7,8 +7,9 @@ inputs), then the PyTorch `parallel` scan's chunk length, then a grid of (KERNEL
 num_warps, LANES) for the forward at the three target shapes and for forward + backward at the
 first, timed with triton.testing.do_bench (median).
 Prints one JSON line per measurement, registers and spills of every compiled kernel, and writes
-tune.json and the TTGIR of every compiled variant of the three kernels (to check their layouts) to --out. The chosen defaults live
-in `mamba_edu.kernels.fused_op.config`; this script is how they were picked.
+tune.json and the TTGIR of every compiled variant of the three kernels (to check their layouts) to
+--out. The chosen defaults live in `mamba_edu.kernels.fused_op.config`; this script is how they were
+picked.
 """
 
 from __future__ import annotations

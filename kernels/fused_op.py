@@ -63,9 +63,9 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
 
     KERNEL is "seq" (LANES lanes per channel, time in order: the fewest instructions, but only
     b·d·LANES/32 warps) or "lscan" (time along the lanes, a scan per state entry: more instructions,
-    b·d programs). seq wins when there are enough channels to fill the GPU (8 × 1536: 0.34 ms with
+    b·d programs). seq wins when there are enough channels to fill the GPU (8 × 1536: 0.31 ms with
     4 lanes per channel against lscan's 0.39; 8 × 4096: 0.70 with 2 lanes against 0.96) and lscan
-    when there are not (1 × 1536 × 8192: 0.23 against 0.69). BLOCK_L is the checkpoint interval
+    when there are not (1 × 1536 × 8192: 0.23 against 0.73). BLOCK_L is the checkpoint interval
     when training: the backward runs chunks of the same length, so it takes the forward's, and the
     forward is then seq, whose speed does not depend on it. For seq, BLOCK_D = 32·num_warps/LANES
     channels unless set. On a CPU under the interpreter, small blocks keep the emulation fast.

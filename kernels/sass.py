@@ -102,8 +102,7 @@ def compile_for_h100(kernel, args, kw):
     binder = create_function_from_signature(kernel.signature, kernel.params, backend)
     bound, specialization, options = binder(*args, **kw)
     options, signature, constexprs, attrs = kernel._pack_args(backend, kw, bound, specialization, options)
-    with mock.patch.object(triton.knobs.runtime, "interpret", False):  # (Triton imports more @jit code here)
-        return triton_compile(ASTSource(kernel, signature, constexprs, attrs), target=H100, options=options.__dict__)
+    return triton_compile(ASTSource(kernel, signature, constexprs, attrs), target=H100, options=options.__dict__)
 
 
 def disassemble(cubin: bytes) -> tuple[str, dict]:

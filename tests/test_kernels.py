@@ -40,6 +40,12 @@ def fused_kernel(request):
     fused_op.OVERRIDE.clear()
 
 
+def _first_sequence(x: dict, k: int) -> dict:
+    """The inputs of the first sequence and its first k channels (B, C: the first sequence's)."""
+    per_channel, shared = ("u", "delta", "z"), ("B", "C")
+    return {kk: v[:1, :k] if kk in per_channel else v[:1] if kk in shared else v[:k] for kk, v in x.items()}
+
+
 def _rel(a, b):
     return float((a.double().cpu() - b.double().cpu()).norm() / b.double().cpu().norm())
 
@@ -185,7 +191,7 @@ def test_gpu_fused_forward_and_gradients_at_real_sizes(dtype, b, d, l, n, g):
     out, h = mamba_edu.selective_scan(**xf, delta_softplus=True, return_last_state=True, impl="fused")
     go = torch.randn_like(out)
     (out * go).sum().backward()
-    sl = {kk: (v[:1, :k] if kk in ("u", "delta", "z") else v[:1] if kk in ("B", "C") else v[:k]) for kk, v in x.items()}
+    sl = _first_sequence(x, k)
     x64 = {kk: v.double().requires_grad_() for kk, v in sl.items()}
     ref, h_ref = selective_scan_ref(**x64, delta_softplus=True, return_last_state=True)
     (ref * go[:1, :k].double()).sum().backward()
@@ -207,7 +213,7 @@ def test_gpu_every_fused_forward_at_real_sizes(dtype, cfg):
         out, h = mamba_edu.selective_scan(**x, delta_softplus=True, return_last_state=True, impl="fused")
     finally:
         fused_op.OVERRIDE.clear()
-    sl = {kk: (v[:1, :64] if kk in ("u", "delta", "z") else v[:1] if kk in ("B", "C") else v[:64]) for kk, v in x.items()}
+    sl = _first_sequence(x, 64)
     ref, h_ref = selective_scan_ref(**{kk: v.double() for kk, v in sl.items()}, delta_softplus=True,
                                     return_last_state=True)
     assert _rel(out[:1, :64], ref) < TOL[dtype] and _rel(h[:1, :64], h_ref) < 1e-4
