@@ -25,6 +25,9 @@ left-to-right loop (sequential: depth L−1), as doubling jumps (Hillis–Steele
 more work), or as a tree (Blelloch: depth ~2·log2 L with work < 2L). The a-part of the same
 product is the cumulative product a_0·a_1·...·a_t.
 
+`scan_inplace` is the same Blelloch scan done in place on strided views along any dimension `dim`
+(no copies, no autograd, no stats): the form `selective_scan_parallel` runs on big tensors.
+
 The initial state is folded into the first input: b_0 ← a_0·h0 + b_0, after which every scan runs
 from h_{-1} = 0. This fold is not counted as work (it is the same for every method).
 
@@ -328,6 +331,71 @@ def scan_chunked(a, b, h0=None, chunk: int = 64, *, stats: bool = False, record:
             cv.snap("fix-up: carry into every chunk")
     h = B.reshape(*lead, n * C)[..., :L]  # (..., L)
     return _result(h, st, stats)
+
+
+# ----------------------------------------------------------------------------------------------
+# In place: Blelloch (Brent–Kung) on strided views, the fast form for big tensors
+# ----------------------------------------------------------------------------------------------
+
+
+def _combine_inplace(a, b, s: int, first: int):
+    """x_i ← x_{i−s} ⊕ x_i at every position i = first, first + 2s, … < L, in place.  a, b: (L, ...)
+
+    (a_{i−s}, b_{i−s}) ⊕ (a_i, b_i) = (a_{i−s}·a_i, a_i·b_{i−s} + b_i): b first, it needs the old a_i.
+    Positions i and i − s are two views with step 2s (no copies); the two sets never overlap.
+    """
+    L = a.shape[0]
+    if first >= L:
+        return
+    ai, bi = a[first::2 * s], b[first::2 * s]  # (m, ...): positions i
+    al, bl = a[first - s:L - s:2 * s], b[first - s:L - s:2 * s]  # (m, ...): positions i − s
+    bi.addcmul_(ai, bl)  # b_i ← a_i·b_{i−s} + b_i
+    ai.mul_(al)  # a_i ← a_{i−s}·a_i
+
+
+def scan_inplace(a, b, dim: int = -1, h0=None):
+    """The inclusive Blelloch (Brent–Kung) scan along `dim`, in place; returns b, which now holds h.
+
+    a, b: (..., L, ...) with L at position `dim`; h0: a's shape without `dim`, folded into b_0.
+    Afterwards b_t = h_t and a_t = a_0·a_1·…·a_t (the prefix products): both inputs are
+    overwritten, nothing of their size is allocated. Any L ≥ 1, not only powers of two.
+
+    Up-sweep, for s = 1, 2, 4, … while 2s ≤ L: every i = 2s−1, 4s−1, … < L takes
+    x_i ← x_{i−s} ⊕ x_i; afterwards position i holds the ⊕ of the block of inputs that ends at
+    i, whose length is the largest power of two dividing i + 1.
+    Down-sweep, for s from the largest power of two < L down to 1: every i = 3s−1, 5s−1, … < L
+    (i = 2s·j + s − 1, j ≥ 1) takes x_i ← x_{i−s} ⊕ x_i, where x_{i−s} already holds its whole
+    prefix; afterwards every position holds its whole prefix x_0 ⊕ … ⊕ x_i.
+    The work is `scan_blelloch`'s (each ⊕ one element of a and of b per leading index); each of
+    the ~2·log2 L levels is two elementwise in-place kernels over strided views. With L not the
+    last dimension (time-major tensors), the view of every level selects whole contiguous rows.
+    No autograd (the in-place writes would destroy what backward needs), no stats, no record.
+    """
+    func = "scan_inplace"
+    check_tensor(func, "a", a, dtypes=FLOAT_DTYPES + COMPLEX_DTYPES)
+    if a.dim() < 1:
+        fail(func, "a", "a tensor with at least 1 dimension (the time axis dim)", f"shape {tuple(a.shape)}")
+    if not isinstance(dim, int) or isinstance(dim, bool) or not -a.dim() <= dim < a.dim():
+        fail(func, "dim", f"an integer in [{-a.dim()}, {a.dim() - 1}] (a dimension of a)", repr(dim))
+    if a.shape[dim] < 1:
+        fail(func, "a", f"a tensor with L >= 1 along dim {dim}", f"shape {tuple(a.shape)}")
+    check_tensor(func, "b", b, shape=tuple(a.shape), dims="like a", dtypes=(a.dtype,), device=a.device)
+    if h0 is not None:
+        lead = tuple(a.shape[:dim % a.dim()] + a.shape[dim % a.dim() + 1:])
+        check_tensor(func, "h0", h0, shape=lead, dims="a's shape without dim", dtypes=(a.dtype,), device=a.device)
+    x, y = a.movedim(dim, 0), b.movedim(dim, 0)  # (L, ...): views, time first
+    L = x.shape[0]
+    if h0 is not None:
+        y[0].addcmul_(x[0], h0)  # b_0 ← a_0·h0 + b_0: the scan then starts from h_{-1} = 0
+    s = 1
+    while 2 * s <= L:  # up-sweep: blocks of 2s end at i = 2s−1, 4s−1, …
+        _combine_inplace(x, y, s, 2 * s - 1)
+        s *= 2
+    s = 1 << ((L - 1).bit_length() - 1) if L > 1 else 0  # the largest power of two < L
+    while s >= 1:  # down-sweep: the prefix reaches i = 3s−1, 5s−1, …
+        _combine_inplace(x, y, s, 3 * s - 1)
+        s //= 2
+    return b
 
 
 # ----------------------------------------------------------------------------------------------

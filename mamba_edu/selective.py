@@ -30,7 +30,8 @@ Three implementations live here, all with the same signature and result:
     selective_scan_ref      mirrors the official mamba-ssm reference line by line (materialises
                             Ab and Bbu for the whole sequence, then a Python loop over time)
     selective_scan_naive    a Python loop over time, discretising one step at a time
-    selective_scan_parallel materialises Ab, Bbu chunk by chunk and runs a parallel scan
+    selective_scan_parallel materialises Ab, Bbu chunk by chunk, time-major, and runs a parallel
+                            scan over them in place (Blelloch on strided views)
 
 State math is float32 (float64 when any input is float64); `out` has u's dtype.
 """
@@ -42,6 +43,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from . import scan as _scan
 from ._checks import FLOAT_DTYPES, check_finite, check_float, check_int, check_tensor, fail
@@ -49,7 +51,11 @@ from ._checks import FLOAT_DTYPES, check_finite, check_float, check_int, check_t
 FUNC = "selective_scan"
 
 # Largest (b, d, chunk, n) tensor `selective_scan_parallel` materialises at once (elements).
-PARALLEL_MAX_ELEMENTS = 2**24
+# 2^28 float32 = 1 GiB: the in-place scan holds two such tensors (Ab, and Bbu which becomes h) at a
+# time, ~2 GiB, so (8, 1536, 2048, 16) runs in 2 chunks of ≤ 1365 steps. Each chunk costs ~2·log2(chunk)
+# levels of two kernels whatever its length, so long chunks keep the GPU busy with few launches
+# (2^24 gave chunks of ~85 steps there: launches and copies dominated).
+PARALLEL_MAX_ELEMENTS = 2**28
 
 
 # ----------------------------------------------------------------------------------------------
@@ -205,6 +211,7 @@ def selective_scan_naive(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
 
 # ----------------------------------------------------------------------------------------------
 # parallel: materialise (b, d, n, chunk) tensors and scan them in parallel, chunk after chunk
+# (time-major and in place by default)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -213,27 +220,81 @@ def parallel_chunk_length(b: int, d: int, l: int, n: int, max_elements: int = PA
     return max(1, min(l, max_elements // max(1, b * d * n)))
 
 
-def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                            return_last_state=False, method: str = "blelloch",
-                            max_elements: int = PARALLEL_MAX_ELEMENTS):
-    """Materialise Ab = exp(Δ·A) and Bbu = Δ·B·u, scan them in parallel over time, project by C.
+class _ScanInplace(torch.autograd.Function):
+    """h = scan_inplace(a, b) along time (dim 1), with the reverse scan as its backward.
 
-    The sequence is cut into chunks so that no (b, d, n, chunk) tensor exceeds `max_elements`;
-    the state is carried from one chunk to the next (h0 of the next scan). Within a chunk every
-    time step is computed at once by a parallel scan (`mamba_edu.scan`, Blelloch by default).
+    Forward: b is overwritten with h (marked dirty); a is scanned on a copy, so the original a
+    (which exp(Δ·A) also saved for its own backward) stays intact. Saved: a and h.
+    Backward, for a loss ℓ and dh_t = ∂ℓ/∂h_t (h_t = a_t·h_{t−1} + b_t, h_{−1} = 0):
+        g_t = dh_t + a_{t+1}·g_{t+1},  g_{L−1} = dh_{L−1}   the same recurrence, backwards in time
+        ∂ℓ/∂b_t = g_t,   ∂ℓ/∂a_t = g_t·h_{t−1}
+    A carried state is folded into b_0 before the scan, in ordinary autograd ops.
     """
-    b, d, l, n, g = check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias)
-    if method not in _scan.SCANS:
-        fail(FUNC, "method", "one of " + ", ".join(map(repr, _scan.SCANS)), repr(method))
-    check_int(FUNC, "max_elements", max_elements, minimum=1)
-    f = state_dtype(u, delta, A, B, C, D, z, delta_bias)
-    delta = _discretized_delta(delta, delta_bias, delta_softplus, f)  # (b, d, l)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        _scan.scan_inplace(a.clone(), b, dim=1)  # b ← h; the copy of a ← prefix products (dropped)
+        ctx.mark_dirty(b)
+        ctx.save_for_backward(a, b)
+        return b
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dh):
+        a, h = ctx.saved_tensors  # (b, c, ...) each
+        # reversed time k = L−1−t: g'_k = a_{t+1}·g'_{k−1} + dh'_k, a forward scan of flipped copies
+        a_next = torch.cat((a[:, 1:], torch.ones_like(a[:, :1])), dim=1)  # (b, c, ...): a_{t+1}
+        g = _scan.scan_inplace(a_next.flip(1), dh.flip(1), dim=1).flip(1)  # (b, c, ...)
+        h_prev = torch.cat((torch.zeros_like(h[:, :1]), h[:, :-1]), dim=1)  # (b, c, ...): h_{t−1}
+        return g * h_prev, g
+
+
+def _scan_over_time(Ab, Bbu):
+    """Every state of a chunk, in place in Bbu.  (b, c, g, d/g, n) → (b, c, g, d/g, n)"""
+    if torch.is_grad_enabled() and (Ab.requires_grad or Bbu.requires_grad):
+        return _ScanInplace.apply(Ab, Bbu)
+    return _scan.scan_inplace(Ab, Bbu, dim=1)
+
+
+def _parallel_inplace(u, delta, A, B, C, f, g: int, step: int):
+    """y (b, d, l) and the last state (b, g, d/g, n) by time-major tensors scanned in place.
+
+    The materialised tensors are (b, c, g, d/g, n): time before channels and state, so each time
+    step is one contiguous row of d·n numbers and every strided view of the scan reads whole rows.
+    """
+    b, d, l = u.shape
+    n = A.shape[1]
+    # the inputs time-major: small (b, l, …) copies
+    dt = delta.transpose(1, 2).contiguous().reshape(b, l, g, d // g, 1)  # (b, l, g, d/g, 1): Δ
+    du = (delta * u.to(f)).transpose(1, 2).contiguous().reshape(b, l, g, d // g, 1)  # (b, l, g, d/g, 1): Δ·u
+    Ag = A.to(f).reshape(1, 1, g, d // g, n)  # (1, 1, g, d/g, n)
+    Bt = B.to(f).reshape(b, g, n, l).permute(0, 3, 1, 2).contiguous().unsqueeze(3)  # (b, l, g, 1, n)
+    Ct = C.to(f).reshape(b, g, n, l).permute(0, 3, 1, 2).contiguous().unsqueeze(-1)  # (b, l, g, n, 1)
+    h = None  # carried state (b, g, d/g, n)
+    ys = []
+    for t0 in range(0, l, step):
+        sl = slice(t0, min(l, t0 + step))
+        Ab = torch.exp_(dt[:, sl] * Ag)  # (b, c, g, d/g, n): exp(Δ·A), the exp in place
+        Bbu = du[:, sl] * Bt[:, sl]  # (b, c, g, d/g, n): Δ·u·B
+        if h is not None:
+            Bbu[:, 0].addcmul_(Ab[:, 0], h)  # b_0 ← a_0·h_carry + b_0 (the scan starts from 0)
+        hs = _scan_over_time(Ab, Bbu)  # (b, c, g, d/g, n): every state of the chunk, in Bbu's memory
+        ys.append(torch.matmul(hs, Ct[:, sl]).squeeze(-1))  # (b, c, g, d/g): y_t = C_t · h_t
+        h = hs[:, -1].clone()  # (b, g, d/g, n): a copy, so the chunk's tensors can go
+        del Ab, Bbu, hs
+    y = torch.cat(ys, dim=1).reshape(b, l, d).transpose(1, 2).contiguous()  # (b, d, l)
+    return y, h
+
+
+def _parallel_last_axis(u, delta, A, B, C, f, g: int, step: int, method: str):
+    """y (b, d, l) and the last state (b, g, d/g, n) by (…, n, chunk) tensors and a scan of `SCANS`."""
+    b, d, l = u.shape
+    n = A.shape[1]
     du = (delta * u.to(f)).reshape(b, g, d // g, 1, l)  # (b, g, d/g, 1, l): Δ·u
     Ag = A.to(f).reshape(1, g, d // g, n, 1)  # (1, g, d/g, n, 1)
     Bg = B.to(f).reshape(b, g, 1, n, l)  # (b, g, 1, n, l)
     Cg = C.to(f).reshape(b, g, 1, n, l)  # (b, g, 1, n, l)
     dg = delta.reshape(b, g, d // g, 1, l)  # (b, g, d/g, 1, l)
-    step = parallel_chunk_length(b, d, l, n, max_elements)
     h = None  # carried state (b, g, d/g, n)
     ys = []
     for t0 in range(0, l, step):
@@ -244,6 +305,37 @@ def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, 
         ys.append((hs * Cg[..., sl]).sum(3))  # (b, g, d/g, c): y_t = C_t · h_t
         h = hs[..., -1]  # (b, g, d/g, n)
     y = torch.cat(ys, dim=-1).reshape(b, d, l)  # (b, d, l)
+    return y, h
+
+
+PARALLEL_METHODS = ("inplace", *_scan.SCANS)
+
+
+def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                            return_last_state=False, method: str = "inplace",
+                            max_elements: int = PARALLEL_MAX_ELEMENTS):
+    """Materialise Ab = exp(Δ·A) and Bbu = Δ·B·u, scan them in parallel over time, project by C.
+
+    The sequence is cut into chunks so that no (b, d, n, chunk) tensor exceeds `max_elements`;
+    the state is carried from one chunk to the next (folded into the next chunk's first step).
+    Within a chunk every time step is computed at once by a parallel scan:
+        method="inplace"   (default) tensors laid out time-major, (b, chunk, g, d/g, n), scanned in
+                           place by `mamba_edu.scan.scan_inplace`; y = C·h by a batched matmul.
+                           With autograd, the scan's backward is the reverse scan.
+        a key of SCANS     tensors (b, g, d/g, n, chunk) with L last, scanned by that method (copies
+                           at every level: for teaching and for checking the scans, not for speed)
+    """
+    b, d, l, n, g = check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias)
+    if method not in PARALLEL_METHODS:
+        fail(FUNC, "method", "one of " + ", ".join(map(repr, PARALLEL_METHODS)), repr(method))
+    check_int(FUNC, "max_elements", max_elements, minimum=1)
+    f = state_dtype(u, delta, A, B, C, D, z, delta_bias)
+    delta = _discretized_delta(delta, delta_bias, delta_softplus, f)  # (b, d, l)
+    step = parallel_chunk_length(b, d, l, n, max_elements)
+    if method == "inplace":
+        y, h = _parallel_inplace(u, delta, A, B, C, f, g, step)  # (b, d, l), (b, g, d/g, n)
+    else:
+        y, h = _parallel_last_axis(u, delta, A, B, C, f, g, step, method)  # (b, d, l), (b, g, d/g, n)
     out = _finish(y, u, D, z, u.dtype)
     return (out, h.reshape(b, d, n)) if return_last_state else out
 

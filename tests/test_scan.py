@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mamba_edu.scan import (SCANS, ScanStats, ScanStep, combine, scan, scan_blelloch, scan_chunked,
-                            scan_hillis_steele, scan_sequential)
+                            scan_hillis_steele, scan_inplace, scan_sequential)
 
 PARALLEL = ["hillis_steele", "blelloch", "chunked"]
 # (method, extra keywords): every parallel scan, chunked at a few chunk sizes
@@ -169,6 +169,68 @@ def test_zero_size_leading_dim():
     a = torch.rand(0, 5, dtype=torch.float64)
     for method in SCANS:
         assert call(method, a, a.clone()).shape == (0, 5)
+
+
+# ----------------------------------------------------------------------------------------------
+# In place: the same scan on strided views, along any dimension
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("L", range(1, 71))
+def test_scan_inplace_equals_sequential(L):
+    a, b, h0 = make((2, 3), L, 20 + L)  # (2, 3, L), h0: (2, 3)
+    ref = scan_sequential(a, b, h0)  # (2, 3, L)
+    # along the last dimension, with h0 folded in
+    a1, b1 = a.clone(), b.clone()
+    assert_scan_close(scan_inplace(a1, b1, dim=-1, h0=h0), ref, a, b, h0, rel=1e-12)
+    torch.testing.assert_close(a1, torch.cumprod(a, dim=-1), rtol=1e-12, atol=1e-14)  # a ← prefix products
+    # along a middle dimension (time-major), h0 folded by the caller
+    am, bm = a.movedim(-1, 1).contiguous(), b.movedim(-1, 1).contiguous()  # (2, L, 3)
+    bm[:, 0] += am[:, 0] * h0
+    h = scan_inplace(am, bm, dim=1)  # (2, L, 3)
+    assert_scan_close(h.movedim(1, -1), ref, a, b, h0, rel=1e-12)
+
+
+def test_scan_inplace_complex_and_float32():
+    a, b, h0 = make((3,), 45, 21, dtype=torch.complex128, a_max=1.0)
+    assert_scan_close(scan_inplace(a.clone(), b.clone(), h0=h0), scan_sequential(a, b, h0), a, b, h0, rel=1e-12)
+    a, b, h0 = make((4,), 257, 22)
+    h = scan_inplace(a.float(), b.float(), h0=h0.float())
+    assert h.dtype == torch.float32
+    assert_scan_close(h, scan_sequential(a, b, h0), a, b, h0, rel=1e-5)
+
+
+def test_scan_inplace_really_is_in_place():
+    a, b, _ = make((4, 5), 33, 23)
+    b_t = b.transpose(0, 1)  # (5, 4, 33): a non-contiguous view works too
+    ref = scan_sequential(a, b)  # (4, 5, 33)
+    ptr = b.data_ptr()
+    h = scan_inplace(a.transpose(0, 1), b_t, dim=2)
+    assert h is b_t and h.data_ptr() == ptr
+    torch.testing.assert_close(b, ref, rtol=1e-12, atol=1e-12)  # b itself now holds h
+
+
+def test_scan_inplace_is_not_a_teaching_method():
+    # SCANS is iterated with stats/record, which scan_inplace does not take
+    assert scan_inplace not in SCANS.values()
+
+
+XI = torch.rand(2, 5, dtype=torch.float64)  # (2, L = 5)
+
+
+@pytest.mark.parametrize("name,kw", [
+    ("a", dict(a=XI.long(), b=XI.long())),
+    ("a", dict(a=torch.tensor(1.0, dtype=torch.float64), b=torch.tensor(1.0, dtype=torch.float64))),
+    ("a", dict(a=torch.rand(2, 0, dtype=torch.float64), b=torch.rand(2, 0, dtype=torch.float64))),
+    ("b", dict(a=XI.clone(), b=XI[:, :4].clone())),
+    ("b", dict(a=XI.clone(), b=XI.float())),
+    ("dim", dict(a=XI.clone(), b=XI.clone(), dim=2)),
+    ("dim", dict(a=XI.clone(), b=XI.clone(), dim=True)),
+    ("h0", dict(a=XI.clone(), b=XI.clone(), h0=torch.rand(5, dtype=torch.float64))),
+], ids=["a-long", "a-0d", "a-empty", "b-shape", "b-dtype", "dim-range", "dim-bool", "h0-shape"])
+def test_scan_inplace_errors(name, kw):
+    with pytest.raises(ValueError, match=f"scan_inplace: argument '{name}'"):
+        scan_inplace(**kw)
 
 
 # ----------------------------------------------------------------------------------------------

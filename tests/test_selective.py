@@ -1,5 +1,6 @@
 """The selective scan contract: every registered implementation against the float64 reference."""
 
+import inspect
 import itertools
 import math
 
@@ -104,13 +105,32 @@ def test_groups_share_B_and_C():
         torch.testing.assert_close(selective_scan_ref(**one), out[:, c:c + 1])
 
 
+METHODS = ["inplace", "blelloch"]  # the fast default and one scan of SCANS (tensors with L last)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("max_elements", [1, 50, 10**9])
-def test_parallel_chunking_keeps_the_result(max_elements):
-    kw = to64(make_inputs(6, l=37, groups=2))
-    want = selective_scan_ref(**kw, delta_softplus=True)
-    got = selective_scan_parallel(**kw, delta_softplus=True, max_elements=max_elements)
-    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+def test_parallel_chunking_keeps_the_result(max_elements, dtype, method):
+    kw = make_inputs(6, l=37, groups=2, dtype=dtype, wtype=torch.float32 if dtype != torch.float64 else dtype)
+    want, want_last = selective_scan_ref(**to64(kw), delta_softplus=True, return_last_state=True)
+    got, last = selective_scan_parallel(**kw, delta_softplus=True, return_last_state=True, method=method,
+                                        max_elements=max_elements)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else TOL[dtype]
+    assert got.dtype == dtype and got.shape == kw["u"].shape and got.is_contiguous()
+    torch.testing.assert_close(got.double(), want, **tol)
+    torch.testing.assert_close(last.double(), want_last, **(tol if dtype == torch.float64 else TOL[torch.float32]))
     assert selective.parallel_chunk_length(2, 4, 37, 4, max_elements) == max(1, min(37, max_elements // 32))
+
+
+def test_parallel_default_is_the_inplace_scan():
+    default = inspect.signature(selective_scan_parallel).parameters["method"].default
+    assert default == "inplace"
+    kw = make_inputs(14, groups=2)
+    torch.testing.assert_close(selective_scan_parallel(**kw), selective_scan_parallel(**kw, method="inplace"),
+                               rtol=0, atol=0)
+    with torch.inference_mode():  # no autograd at all: the scan runs in place directly
+        torch.testing.assert_close(selective_scan_parallel(**kw), selective_scan_ref(**kw), **TOL[torch.float32])
 
 
 @pytest.mark.parametrize("method", ["sequential", "hillis_steele", "blelloch", "chunked"])
@@ -119,27 +139,51 @@ def test_parallel_with_every_scan(method):
     torch.testing.assert_close(selective_scan_parallel(**kw, method=method), selective_scan_ref(**kw))
 
 
+def test_parallel_bad_method_names_the_argument():
+    with pytest.raises(ValueError, match="selective_scan: argument 'method' must be one of 'inplace', 'sequential'"):
+        selective_scan_parallel(**make_inputs(15), method="brent_kung")
+
+
+def _grads(impl, kw, **opts):
+    """Gradients of a random readout of out and of the last state with respect to every input."""
+    leaves = {k: v.clone().requires_grad_(True) for k, v in kw.items()}
+    out, last = impl(**leaves, delta_softplus=True, return_last_state=True, **opts)
+    g = torch.Generator().manual_seed(1)
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum() + (last**2).sum()
+    return torch.autograd.grad(loss, list(leaves.values()))
+
+
+# method None: the default; max_elements 96 cuts L = 19 into chunks of 3 steps (b·d·n = 32): a carried state
+@pytest.mark.parametrize("method", [None, "inplace", "blelloch"])
+@pytest.mark.parametrize("max_elements", [96, None])
 @pytest.mark.parametrize("groups", [None, 2])
-def test_parallel_gradients_match_naive(groups):
+def test_parallel_gradients_match_naive(groups, max_elements, method):
     kw = to64(make_inputs(8, l=19, groups=groups))
-    names = list(kw)
-    grads = {}
-    for impl in (selective_scan_naive, selective_scan_parallel):
-        leaves = {k: v.clone().requires_grad_(True) for k, v in kw.items()}
-        out, last = impl(**leaves, delta_softplus=True, return_last_state=True)
-        g = torch.Generator().manual_seed(1)
-        loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum() + (last**2).sum()
-        grads[impl.__name__] = torch.autograd.grad(loss, [leaves[k] for k in names])
-    for k, ga, gb in zip(names, *grads.values()):
+    opts = {k: v for k, v in dict(method=method, max_elements=max_elements).items() if v is not None}
+    for k, ga, gb in zip(kw, _grads(selective_scan_naive, kw), _grads(selective_scan_parallel, kw, **opts)):
         torch.testing.assert_close(ga, gb, rtol=1e-10, atol=1e-10, msg=lambda m, k=k: f"grad of {k}: {m}")
 
 
-def test_parallel_gradients_match_naive_bfloat16():
-    kw = make_inputs(9, l=33, groups=1, dtype=torch.bfloat16)
+@pytest.mark.parametrize("name", ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"])
+def test_parallel_inplace_gradient_of_one_input(name):
+    # only one input requires grad: the in-place scan must still give autograd what it needs
+    kw = to64(make_inputs(16, l=21, groups=2))
     grads = []
     for impl in (selective_scan_naive, selective_scan_parallel):
+        leaves = {k: v.clone().requires_grad_(k == name) for k, v in kw.items()}
+        out = impl(**leaves, delta_softplus=True, **({"max_elements": 96} if impl is selective_scan_parallel else {}))
+        grads.append(torch.autograd.grad((out * out).sum(), leaves[name])[0])
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", [None, "inplace"])
+def test_parallel_gradients_match_naive_bfloat16(method):
+    kw = make_inputs(9, l=33, groups=1, dtype=torch.bfloat16)
+    grads = []
+    opts = {} if method is None else {"method": method}
+    for impl, opts in ((selective_scan_naive, {}), (selective_scan_parallel, opts)):
         leaves = {k: v.clone().requires_grad_(True) for k, v in kw.items()}
-        impl(**leaves, delta_softplus=True).float().sum().backward()
+        impl(**leaves, delta_softplus=True, **opts).float().sum().backward()
         grads.append([leaves[k].grad.double() for k in kw])
     for ga, gb in zip(*grads):
         torch.testing.assert_close(ga, gb, **TOL[torch.bfloat16])
