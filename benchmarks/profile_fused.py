@@ -12,16 +12,12 @@ configuration directly (as `fused_op.OVERRIDE`).
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
 import mamba_edu
 from mamba_edu.kernels import fused_op
-
-sys.path.insert(0, str(Path(__file__).parent))
-from tune_fused import fwd_for_bwd  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("best", nargs="?", type=Path, help="best.json from benchmarks/tune_fused.py")
@@ -33,6 +29,7 @@ if args.best:
     cfg = json.loads(args.best.read_text())
     fused_op.OVERRIDE.update(cfg.get("fwd", {}))
     fused_op.OVERRIDE_BWD.update(cfg.get("bwd", {}))
+    bwd_fwd = cfg.get("bwd_fwd", {})
 if args.fwd:
     fused_op.OVERRIDE.update(args.fwd)
 
@@ -45,9 +42,9 @@ with torch.no_grad():  # the forward as it is timed
     mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")
 if not args.forward_only:
     x = {k: v.requires_grad_() for k, v in x.items()}
-    if fused_op.OVERRIDE_BWD:  # the forward's checkpoints must match the backward's chunks
+    if args.best:  # the forward the backward was timed with (its checkpoints must match the backward)
         fused_op.OVERRIDE.clear()
-        fused_op.OVERRIDE.update(fwd_for_bwd(fused_op.OVERRIDE_BWD["BLOCK_L"]))
+        fused_op.OVERRIDE.update(bwd_fwd)
     out = mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")
     out.backward(torch.randn_like(out))
 torch.cuda.synchronize()

@@ -27,7 +27,8 @@ def main():
     shape = tuple(int(x) for x in args.shape.split(","))
     rows = analyse(shape, training=False, kind="seq", out=args.out) + \
         analyse(shape, training=False, kind="lscan", out=args.out) + \
-        [r for r in analyse(shape, training=True, out=args.out) if r["kernel"] == "_bwd_lscan_kernel"]
+        [r for r in analyse(shape, training=True, out=args.out) if r["kernel"].startswith("_bwd")] + \
+        [r for r in analyse(shape, training=True, kind="lscan", out=args.out) if r["kernel"].startswith("_bwd")]
     print(f"{'kernel':20} {'regs':>5} {'inner loop':>10} {'instr/elem':>10} {'exp2/elem':>9}  inner loop's top opcodes")
     for r in rows:
         top = ", ".join(f"{k} {v}" for k, v in list(r["top_opcodes"].items())[:6])

@@ -1,11 +1,11 @@
 """Check the fused kernels at real sizes on a GPU, then time block-size choices at the issue's shapes.
 
-    python benchmarks/tune_fused.py [--out DIR] [--budget SECONDS] [--only fwd|bwd]
+    python benchmarks/tune_fused.py [--out DIR] [--budget SECONDS] [--only fwd|bwd|parallel]
 
 Correctness first (forward and every gradient against the float64 reference, fresh random
 inputs), then the PyTorch `parallel` scan's chunk length, then a grid of (KERNEL, BLOCK_D, BLOCK_L,
-num_warps, LANES) for the forward at the three target shapes and for forward + backward at the
-first, timed with triton.testing.do_bench (median).
+num_warps, LANES) for the forward at the three target shapes and of (forward, backward) pairs for
+forward + backward at the first, timed with triton.testing.do_bench (median).
 Prints one JSON line per measurement, registers and spills of every compiled kernel, and writes
 tune.json and the TTGIR of every compiled variant of the three kernels (to check their layouts) to
 --out. The chosen defaults live in `mamba_edu.kernels.fused_op.config`; this script is how they were
@@ -90,6 +90,28 @@ def time_parallel(emit):
                               peak_gb=(torch.cuda.max_memory_allocated() - base) / 1e9))
 
 
+def breakdown(shape, fwd_cfg, bwd_cfg):
+    """GPU time of each kernel in one forward + backward (torch.profiler), in ms: where the time goes."""
+    fused_op.OVERRIDE.clear(), fused_op.OVERRIDE.update(fwd_cfg)
+    fused_op.OVERRIDE_BWD.clear(), fused_op.OVERRIDE_BWD.update(bwd_cfg)
+    xs = {k: v.requires_grad_() for k, v in inputs(*shape, torch.bfloat16).items()}
+    go = torch.randn(shape[0], shape[1], shape[2], device="cuda", dtype=torch.bfloat16)
+
+    def step():
+        out = mamba_edu.selective_scan(**xs, delta_softplus=True, impl="fused")
+        torch.autograd.grad(out, list(xs.values()), go)
+
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(10):
+            step()
+        torch.cuda.synchronize()
+    return {e.key[:60]: round(e.device_time_total / 10 / 1000, 4) for e in prof.key_averages()
+            if e.device_time_total > 0}
+
+
 def compiled_stats(kernel):
     """(registers, spills) of every variant of a kernel compiled so far, keyed by its constexprs."""
     stats = {}
@@ -112,20 +134,19 @@ def fwd_grid():
 
 
 def bwd_grid():
-    return [dict(BLOCK_D=bd, num_warps=nw, BLOCK_L=bl)
-            for bd, bl, nw in [(4, 64, 1), (2, 128, 1), (8, 32, 1), (8, 64, 2), (16, 32, 2), (4, 32, 1), (2, 64, 1)]]
-
-
-def fwd_for_bwd(bl):
-    """The forward that pairs with a backward of chunk length bl (the checkpoints are per chunk)."""
-    return dict(KERNEL="seq", BLOCK_L=bl, num_warps=1)  # LANES and BLOCK_D: config's defaults for the shape
+    """(forward, backward) pairs for forward + backward at the first shape: the seq backward (checkpoints
+    every K steps from the seq forward) with 1 or 2 warps or a register cap (more warps per SM), and the
+    lscan pair it replaced."""
+    seq = dict(KERNEL="seq", num_warps=1)
+    grid = [(seq, dict(num_warps=1)), (seq, dict(num_warps=2)), (seq, dict(num_warps=1, maxnreg=168))]
+    return grid + [(dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=64, num_warps=1), dict(BLOCK_D=4, num_warps=1))]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="build/tune")
     ap.add_argument("--budget", type=float, default=500.0, help="seconds; the grids stop when it is spent")
-    ap.add_argument("--only", choices=["fwd", "bwd"], default=None)
+    ap.add_argument("--only", choices=["fwd", "bwd", "parallel"], default=None)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,9 +162,9 @@ def main():
              "seq": dict(KERNEL="seq", BLOCK_D=32, BLOCK_L=64, num_warps=1, LANES=1),
              "seq2": dict(KERNEL="seq", BLOCK_D=16, BLOCK_L=64, num_warps=1, LANES=2),
              "seq4": dict(KERNEL="seq", BLOCK_D=8, BLOCK_L=64, num_warps=1, LANES=4)}
-    for kind, cfg in kinds.items():
+    for kind, cfg in kinds.items() if args.only != "parallel" else ():
         fused_op.OVERRIDE.clear(), fused_op.OVERRIDE.update(cfg)
-        fused_op.OVERRIDE_BWD.clear(), fused_op.OVERRIDE_BWD.update(BLOCK_D=4, num_warps=1)
+        fused_op.OVERRIDE_BWD.clear()  # each forward's own backward, as config pairs them
         for shp, dt, g in [((2, 64, 2048, 16), torch.bfloat16, None), ((1, 96, 4097, 64), torch.float16, 3),
                            ((1, 32, 1000, 256), torch.float32, None)]:
             try:
@@ -153,11 +174,11 @@ def main():
     # the fixed cost of one call (validation, the Python wrapper, the launch): a tiny problem
     emit("overhead", dict(shape=[1, 32, 64, 16], ms=time_fused((1, 32, 64, 16), kinds["seq"])))
 
-    if args.only is None:  # the PyTorch parallel scan: how long a chunk of L its GPU default should be
+    if args.only in (None, "parallel"):  # the PyTorch parallel scan: how long a chunk of L its GPU default should be
         time_parallel(emit)
 
     best = {}
-    if args.only != "bwd":
+    if args.only in (None, "fwd"):
         for cfg in fwd_grid():
             for shape in TARGETS:
                 if time.time() - t0 > args.budget * (0.6 if args.only is None else 1.0):
@@ -170,32 +191,34 @@ def main():
                 if ms is not None and ms < best.get(tuple(shape), (1e9,))[0]:
                     best[tuple(shape)] = (ms, cfg)
         report["best_fwd"] = {str(k): v for k, v in best.items()}
-    if args.only != "fwd":
-        for cfg in bwd_grid():
+    if args.only in (None, "bwd"):
+        for fcfg, cfg in bwd_grid():
             if time.time() - t0 > args.budget:
                 break
-            fcfg = fwd_for_bwd(cfg.pop("BLOCK_L"))
             try:
                 ms = time_fused(TARGETS[0], fcfg, cfg, backward=True)
             except Exception as e:
                 ms, cfg = None, {**cfg, "error": repr(e)[:300]}
-            emit("fwd+bwd", dict(shape=TARGETS[0], fwd_cfg=fcfg, cfg={**cfg, "BLOCK_L": fcfg["BLOCK_L"]}, ms=ms))
+            emit("fwd+bwd", dict(shape=TARGETS[0], fwd_cfg=fcfg, cfg=cfg, ms=ms))
     bwd_ok = [r for r in report.get("fwd+bwd", []) if r["ms"] is not None]
     if bwd_ok:
         r = min(bwd_ok, key=lambda r: r["ms"])
-        best["fwd+bwd"] = (r["ms"], r["cfg"])
+        best["fwd+bwd"] = (r["ms"], r["cfg"], r["fwd_cfg"])
         report["best_fwd+bwd"] = best["fwd+bwd"]
+        emit("breakdown", dict(shape=TARGETS[0], fwd_cfg=r["fwd_cfg"], cfg=r["cfg"],
+                               ms=breakdown(TARGETS[0], r["fwd_cfg"], r["cfg"])))
     # the fastest configurations, for benchmarks/profile_fused.py
     main_fwd = best.get(tuple(TARGETS[0]))
     main_bwd = best.get("fwd+bwd")
     (out / "best.json").write_text(json.dumps(dict(
         fwd=main_fwd[1] if main_fwd else {},
-        bwd=main_bwd[1] if main_bwd else {})))
+        bwd=main_bwd[1] if main_bwd else {}, bwd_fwd=main_bwd[2] if main_bwd else {})))
     report["regs_spills"] = {"fwd": compiled_stats(sf._fwd_lscan_kernel), "seq": compiled_stats(sf._fwd_seq_kernel),
-                             "bwd": compiled_stats(sf._bwd_lscan_kernel)}
+                             "bwd": compiled_stats(sf._bwd_lscan_kernel), "bwd_seq": compiled_stats(sf._bwd_seq_kernel)}
     (out / "ttgir_fwd.txt").write_text(ttgir(sf._fwd_lscan_kernel)[:4_000_000])
     (out / "ttgir_seq.txt").write_text(ttgir(sf._fwd_seq_kernel)[:4_000_000])
     (out / "ttgir_bwd.txt").write_text(ttgir(sf._bwd_lscan_kernel)[:4_000_000])
+    (out / "ttgir_bwd_seq.txt").write_text(ttgir(sf._bwd_seq_kernel)[:4_000_000])
     fused_op.OVERRIDE.clear(), fused_op.OVERRIDE_BWD.clear()
     (out / "tune.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report["regs_spills"]), flush=True)

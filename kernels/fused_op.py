@@ -3,8 +3,10 @@
     forward    one launch of `_fwd_seq_kernel` or `_fwd_lscan_kernel` (`config` picks per shape):
                writes out (b, d, l), the last state (b, d, n) when asked for and, when a gradient
                will be needed, one state per BLOCK_L steps (b, d, l/BLOCK_L, n) and y + D·u
-    backward   one launch of `_bwd_lscan_kernel` (recomputes the states chunk by chunk), then
-               PyTorch sums the small per-program partials of dA, dB, dC, dD, d(delta_bias)
+               (seq: BLOCK_L = K, the backward's block, 8 steps for bf16: 1/8 of all states)
+    backward   one launch of `_bwd_seq_kernel` after the seq forward, `_bwd_lscan_kernel` after
+               lscan (each recomputes the states block by block), then PyTorch sums the
+               per-program partials of dA, dB, dC, dD, d(delta_bias)
 
 Both are registered with `torch.library.custom_op` ("mamba_edu::selective_scan_fwd" and
 "mamba_edu::selective_scan_bwd") with fake implementations, so `torch.compile` can trace a model
@@ -20,7 +22,7 @@ import triton
 from torch import Tensor
 
 from ._prep import block_d, next_pow2, prepare, strides
-from .selective_scan_fused import _bwd_lscan_kernel, _fwd_lscan_kernel, _fwd_seq_kernel
+from .selective_scan_fused import _bwd_lscan_kernel, _bwd_seq_kernel, _fwd_lscan_kernel, _fwd_seq_kernel
 
 FUNC = "selective_scan_fused"
 
@@ -36,6 +38,14 @@ def seq_block(n: int, itemsize: int, lanes: int = 1) -> tuple[int, int]:
     would crowd the registers (at most 64 of each)."""
     e = next_pow2(triton.cdiv(n, lanes))
     return min(16 // itemsize, max(1, 64 // e)), e
+
+
+def bwd_seq_block(n: int) -> tuple[int, int]:
+    """(E, LANES) for the seq backward: 4 state entries per lane (its tiles H, G, B and C hold K·E
+    values each), so LANES = N/4 lanes per channel; 8 entries at N = 256 (32 lanes)."""
+    bn = next_pow2(n)
+    e = min(bn, max(4, bn // 32))
+    return e, bn // e
 
 
 def seq_fits(n: int, itemsize: int, lanes: int = 1) -> bool:
@@ -65,10 +75,12 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
     b·d·LANES/32 warps) or "lscan" (time along the lanes, a scan per state entry: more instructions,
     b·d programs). seq wins when there are enough channels to fill the GPU (8 × 1536: 0.31 ms with
     4 lanes per channel against lscan's 0.39; 8 × 4096: 0.70 with 2 lanes against 0.96) and lscan
-    when there are not (1 × 1536 × 8192: 0.23 against 0.73). BLOCK_L is the checkpoint interval
-    when training: the backward runs chunks of the same length, so it takes the forward's, and the
-    forward is then seq, whose speed does not depend on it. For seq, BLOCK_D = 32·num_warps/LANES
-    channels unless set. On a CPU under the interpreter, small blocks keep the emulation fast.
+    when there are not (1 × 1536 × 8192: 0.23 against 0.73). When training the forward is seq
+    whenever its tiles fit, and writes the state before every K-step block (BLOCK_L = K) for the
+    seq backward, which recomputes one block at a time in the same layout with 4 state entries per
+    lane (`bwd_seq_block`); forward + backward 2.06 ms at 8 × 1536 against 3.56 for the lscan pair.
+    For seq, BLOCK_D = 32·num_warps/LANES channels unless set. On a CPU under the interpreter,
+    small blocks keep the emulation fast.
     """
     bn = next_pow2(n)
     if device.type != "cuda":
@@ -89,12 +101,32 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
         fwd.pop("LANES", None)  # (from seq's default)
     if fwd["KERNEL"] == "seq" and not seq_fits(n, itemsize, fwd["LANES"]):
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
-    bwd.update(OVERRIDE_BWD)
+    if fwd["KERNEL"] == "seq":
+        fwd["K"], fwd["E"] = seq_block(n, itemsize, fwd["LANES"])
+        if training:  # a checkpoint before every K-step block: the seq backward recomputes one block at a time
+            fwd["BLOCK_L"] = fwd["K"]
+        # the backward in the same layout (it needs the checkpoints every K steps)
+        bwd = {"num_warps": 1, **OVERRIDE_BWD, "KERNEL": "seq"}
+        bwd["E"], bwd["LANES"] = bwd_seq_block(n)
+        bwd["K"] = fwd["K"]
+        bwd.setdefault("BLOCK_D", max(1, 32 * bwd["num_warps"] // bwd["LANES"]))
+    else:
+        bwd = {**bwd, **OVERRIDE_BWD, "KERNEL": "lscan"}
     bwd["BLOCK_L"] = fwd["BLOCK_L"]
     cfg = bwd if backward else fwd
     cfg["BLOCK_D"] = block_d(d, g, cfg["BLOCK_D"])
     cfg["BLOCK_N"] = bn
     return cfg
+
+
+def _itemsize(u: Tensor, B: Tensor) -> int:
+    """The seq kernels' tiles hold K steps in one 16-byte load (one layout for all): of the wider of u and B."""
+    return max(u.element_size(), B.element_size())
+
+
+def _whole_blocks(d: int, l: int, n: int, cfg: dict) -> bool:
+    """The seq kernels' loads need no masks: L a multiple of K, whole channel blocks, n = LANES·E."""
+    return l % cfg["K"] == 0 and d % cfg["BLOCK_D"] == 0 and n == cfg["E"] * cfg["LANES"]
 
 
 def _opt(t: Optional[Tensor], like: Tensor) -> Tensor:
@@ -114,7 +146,7 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     """(out (b, d, l), last state (b, d, n) fp32 or empty, checkpoints (b, d, chunks, n) fp32 or
     empty, the value before the gate (b, d, l) fp32 for the backward, or empty)."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
-    cfg = config(b, d, l, n, g, u.device, u.element_size(), training=save_checkpoints)
+    cfg = config(b, d, l, n, g, u.device, _itemsize(u, B), training=save_checkpoints)
     kind = cfg.pop("KERNEL")
     n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
     out = torch.empty_like(u, memory_format=torch.contiguous_format)  # (b, d, l)
@@ -132,11 +164,8 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     cfg.pop("BLOCK_N")
     if kind == "seq":
         last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
-        # K: every tile must have K steps in one 16-byte load (one layout for all): the wider of u and B
-        k, e = seq_block(n, max(u.element_size(), B.element_size()), cfg["LANES"])
         _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
-                              FAST_EXP2=u.is_cuda, K=k, E=e,
-                              FULL=(l % k == 0 and d % cfg["BLOCK_D"] == 0 and n == e * cfg["LANES"]), **cfg)
+                              FAST_EXP2=u.is_cuda, FULL=_whole_blocks(d, l, n, cfg), **cfg)
         return out, (last if return_last_state else u.new_empty(0, dtype=torch.float32)), ckpt, pre
     carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other
     # one chunk, no checkpoints and no last state wanted: nothing needs the state after the scan
@@ -150,7 +179,7 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
 @selective_scan_fwd.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_checkpoints, return_last_state):
     b, d, l, n = u.shape[0], u.shape[1], u.shape[2], A.shape[1]
-    cfg = config(b, d, l, n, B.shape[1], u.device, u.element_size(), training=save_checkpoints)
+    cfg = config(b, d, l, n, B.shape[1], u.device, _itemsize(u, B), training=save_checkpoints)
     shape = (b, d, triton.cdiv(l, cfg["BLOCK_L"]), n) if save_checkpoints else (0,)
     pre = (b, d, l) if (save_checkpoints and z is not None) else (0,)
     last = (b, d, n) if return_last_state else (0,)
@@ -171,9 +200,9 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
                        ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); an absent input's gradient is an empty tensor."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
-    cfg = config(b, d, l, n, g, u.device, u.element_size(), training=True, backward=True)
-    bd = cfg["BLOCK_D"]
-    n_chunks = triton.cdiv(l, cfg["BLOCK_L"])
+    cfg = config(b, d, l, n, g, u.device, _itemsize(u, B), training=True, backward=True)
+    bd, bl = cfg["BLOCK_D"], cfg["BLOCK_L"]
+    n_chunks = triton.cdiv(l, bl)
     n_dblocks = triton.cdiv(d, bd)
     dout = dout.contiguous()
     f32 = dict(device=u.device, dtype=torch.float32)
@@ -194,11 +223,19 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
                  HAS_DLAST=dlast is not None)
     if ckpt.shape[2] != n_chunks:
         raise RuntimeError(f"selective_scan_fused: checkpoints every {triton.cdiv(l, ckpt.shape[2])} steps, "
-                           f"but the backward runs chunks of {cfg['BLOCK_L']} (fused_op.config must agree)")
-    carry = torch.empty(2, b, d, n, **f32)  # ∂loss/∂h at chunk starts: read one half, write the other
-    _bwd_lscan_kernel[grid](*args, pre if pre.numel() else u, carry, *grads,
-                            d, l, n, d // g, n_chunks, n_dblocks, b * d * n, *common, **flags,
-                            FAST_EXP2=u.is_cuda, **cfg)
+                           f"but the backward runs chunks of {bl} (fused_op.config must agree)")
+    pre_arg = pre if pre.numel() else u
+    kind = cfg.pop("KERNEL")
+    cfg.pop("BLOCK_L")
+    if kind == "seq":
+        cfg.pop("BLOCK_N")
+        _bwd_seq_kernel[grid](*args, pre_arg, *grads, d, l, n, d // g, n_chunks, n_dblocks, *common, **flags,
+                              FAST_EXP2=u.is_cuda, FULL=_whole_blocks(d, l, n, cfg), **cfg)
+    else:
+        carry = torch.empty(2, b, d, n, **f32)  # ∂loss/∂h at chunk starts: read one half, write the other
+        _bwd_lscan_kernel[grid](*args, pre_arg, carry, *grads,
+                                d, l, n, d // g, n_chunks, n_dblocks, b * d * n, *common, **flags,
+                                FAST_EXP2=u.is_cuda, BLOCK_L=bl, **cfg)
     # the channel blocks of one group share that group's B_t and C_t: add their partials
     dB = dB_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(B.dtype)  # (b, g, n, l)
     dC = dC_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(C.dtype)

@@ -47,7 +47,7 @@ from mamba_edu.kernels import fused_op, selective_scan_fused
 
 H100 = GPUTarget("cuda", 90, 32)
 TOOLS = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
-KERNELS = ("_fwd_seq_kernel", "_fwd_lscan_kernel", "_bwd_lscan_kernel")
+KERNELS = ("_fwd_seq_kernel", "_fwd_lscan_kernel", "_bwd_seq_kernel", "_bwd_lscan_kernel")
 
 
 class Recorder:
@@ -140,8 +140,8 @@ def opcode(instruction: str) -> str:
 def hot_loop(name: str, kw: dict, n: int, sass: str) -> dict:
     """The instructions each lane issues per (time step, state entry) element, from the loop structure.
 
-    seq: one loop over time, K steps per iteration, each lane a channel's n/LANES entries:
-         per element = loop / (K·n/LANES).
+    seq (forward and backward): one loop over time, K steps per iteration, each lane a channel's
+         n/LANES entries: per element = loop / (K·n/LANES).
     lscan and backward: a loop over chunks around a loop over the n state entries, each iteration
          of which covers a (BLOCK_D, BLOCK_L) tile shared by 32·num_warps lanes:
          per element = (inner·n + (outer − inner)) / (n·BLOCK_D·BLOCK_L / lanes).
@@ -152,7 +152,7 @@ def hot_loop(name: str, kw: dict, n: int, sass: str) -> dict:
     inner_len = inner[1] - inner[0] + 1
     body = ins[inner[0]:inner[1] + 1]
     exp2_in = sum(opcode(i) == "MUFU.EX2" for i in body)
-    if name == "_fwd_seq_kernel":
+    if name in ("_fwd_seq_kernel", "_bwd_seq_kernel"):
         per_lane = kw["K"] * n / kw.get("LANES", 1)  # (steps, entries) per iteration
         issued, exp2, hot = inner_len, exp2_in, body
     else:  # the inner loop runs n times per iteration of the outer one

@@ -31,13 +31,13 @@ Per program and chunk (lscan), or per K steps (seq):
     registers → HBM   out; for training, the state every BLOCK_L steps (a checkpoint 1/BLOCK_L
                       the size of all states) and y + D·u (the backward's gate needs it)
 
-The backward (`_bwd_lscan_kernel`, lscan's layout) recomputes the states of one chunk from its
-checkpoint (the chunks run last to first), then runs the adjoint recurrence backwards in time,
-again as a scan per state entry:
+Two backwards, one per forward, each recomputing the states from the forward's checkpoints
+(`_bwd_seq_kernel` after seq, every K steps; `_bwd_lscan_kernel` after lscan, every BLOCK_L)
+and running the adjoint recurrence backwards in time:
 
-    g_t = ∂loss/∂h_t = C_t·dy_t + a_{t+1}·g_{t+1}         (reverse scan over (a_{t+1}, C_t·dy_t))
+    g_t = ∂loss/∂h_t = C_t·dy_t + a_{t+1}·g_{t+1}
 
-and every gradient is a sum of products of g with things already on chip:
+Every gradient is a sum of products of g with things already on chip:
 
     ∂/∂b_t = g_t                    →  du_t = Δ_t Σ_n g B_t,   dB_t = Σ_d g Δ_t u_t
     ∂/∂a_t = g_t·h_{t-1}, and a_t·h_{t-1} = h_t − b_t  (no shift needed)
@@ -45,11 +45,19 @@ and every gradient is a sum of products of g with things already on chip:
                                        dΔ_t = Σ_n g (B_t u_t + A (h_t − b_t))
     y_t = Σ_n C h                   →  dC_t = Σ_d dy_t h_t
 
+- `_bwd_seq_kernel` (the default whenever the seq forward fits): the seq forward's tiles, blocks
+  of K steps from the last to the first; the block's K states recomputed into registers, the
+  adjoint walked back through them in the lane (g carried in registers from block to block: no
+  scan, no shuffles), then each gradient is a product of tiles summed along one axis.
+- `_bwd_lscan_kernel` (lscan's layout): chunks last to first, per state entry a forward scan for
+  the states and a reverse scan for g (`tl.associative_scan(reverse=True)`, which Triton does
+  with butterfly shuffles).
+
 dA, dD and d(delta_bias) (summed over the batch and time) are reduced on chip per program. dB
 and dC are summed over the program's BLOCK_D channels on chip and written as per-program
-partials, (b, d/BLOCK_D, N, L), that PyTorch adds up per group: deterministic, no atomics, but
-at BLOCK_D = 4 a quarter of a (batch, dim, L, N) tensor; that is the backward's largest cost in
-memory. No (batch, dim, L, N) tensor is ever written.
+partials, (b, d/BLOCK_D, N, L), that PyTorch adds up per group: deterministic, no atomics (seq:
+BLOCK_D = 8 at N = 16, an eighth of a (batch, dim, L, N) tensor; lscan: BLOCK_D = 4, a
+quarter). No (batch, dim, L, N) tensor is ever written.
 """
 
 from __future__ import annotations
@@ -476,3 +484,155 @@ def _bwd_lscan_kernel(
         tl.store(dD_ptr + pid_b * dim + offs_d, dD_acc, mask=mask_d)
     if HAS_BIAS:
         tl.store(dbias_ptr + pid_b * dim + offs_d, dbias_acc, mask=mask_d)
+
+
+# ----------------------------------------------------------------------------------------------
+# Backward, in the seq forward's layout
+# ----------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _bwd_block_inputs(u_p, dt_p, B_p, m_kd, m_kn, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                      FAST_EXP2: tl.constexpr, FULL: tl.constexpr):
+    """HBM → registers: a block's u, Δ (as given, and discretised: softplus, 0 past the end) and B rows.
+    Returns (u, Δ raw, Δ, Δ·u, B), tiles (K, BD, P, 1) and B (K, BD, P, E)."""
+    u = _load(u_p, m_kd, FULL).to(tl.float32)
+    dt_raw = _load(dt_p, m_kd, FULL).to(tl.float32)
+    B_blk = _load(B_p, m_kn, FULL).to(tl.float32)
+    if HAS_BIAS:
+        dt_raw += bias
+    if SOFTPLUS:
+        dt = _softplus(dt_raw, FAST_EXP2)
+    else:
+        dt = dt_raw
+    if not FULL:
+        dt = tl.where(m_kd, dt, 0.0)  # past the end: a = 1, b = 0
+    return u, dt_raw, dt, dt * u, B_blk
+
+
+@triton.jit
+def _bwd_seq_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, dlast_ptr, ckpt_ptr, pre_ptr,
+    du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    dim, L, N, dim_per_group, n_chunks, n_dblocks,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
+    sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_DLAST: tl.constexpr, FAST_EXP2: tl.constexpr,
+    BLOCK_D: tl.constexpr, K: tl.constexpr, E: tl.constexpr, LANES: tl.constexpr, FULL: tl.constexpr,
+):
+    """The backward with the seq forward's tiles (K, BLOCK_D, LANES, E): blocks of K steps, last to first.
+
+    The forward (seq, training) wrote the state before every block of K steps. For each block, from
+    the last to the first: load that checkpoint and recompute the block's K states into a tile H (in
+    registers), walk the block backwards for the adjoint g (g_t = C_t·dy_t + a_{t+1}·g_{t+1}, g itself
+    carried in registers from block to block: no scan, no shuffles) into a tile G, and then every
+    gradient is a product of tiles summed along one axis, for the whole block at once:
+
+        dC_t = Σ_d dy_t h_t          dB_t = Σ_d g_t Δ_t u_t      (over the program's channels: shuffles)
+        du_t = Δ_t Σ_n g_t B_t + D dy_t                          (over the lane's entries, then its LANES)
+        dΔ_t = Σ_n g_t (B_t u_t + A a_t h_{t-1}),  a_t h_{t-1} = h_t − b_t
+        dA   = Σ_t Δ_t g_t (h_t − b_t)                           (accumulated in registers)
+
+    dB and dC are written per program as partials (b, d/BLOCK_D, N, L) that PyTorch adds per group.
+    """
+    pid_b = tl.program_id(1).to(tl.int64)
+    pid_d = tl.program_id(0).to(tl.int64)
+    offs_k = tl.arange(0, K)[:, None, None, None]  # (K, 1, 1, 1)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[None, :, None, None]  # (1, BD, 1, 1)
+    offs_p = tl.arange(0, LANES)[None, None, :, None]  # (1, 1, P, 1)
+    offs_e = tl.arange(0, E)[None, None, None, :]  # (1, 1, 1, E)
+    n = offs_p * E + offs_e  # (1, 1, P, E)
+    mask_n = n < N
+    mask_d = offs_d < dim
+    grp = (pid_d * BLOCK_D) // dim_per_group
+    one_lane = offs_p == 0  # (1, 1, P, 1): the lane that stores a channel's gradients
+
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD, 1, 1)
+    bias = 0.0
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    rows = offs_k + offs_p * 0  # (K, 1, P, 1)
+    u_p = u_ptr + pid_b * su_b + offs_d * su_d + rows * su_l  # (K, BD, P, 1)
+    dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d + rows * sdt_l
+    z_p = z_ptr + pid_b * sz_b + offs_d * sz_d + rows * sz_l
+    do_p = dout_ptr + pid_b * sdo_b + offs_d * sdo_d + rows * sdo_l
+    g_p = (pid_b * dim + offs_d) * L + rows  # (K, BD, P, 1): du, dΔ, dz and pre are contiguous (b, d, L)
+    B_p = B_ptr + pid_b * sB_b + grp * sB_g + n * sB_n + offs_k * sB_l + offs_d * 0  # (K, BD, P, E)
+    C_p = C_ptr + pid_b * sC_b + grp * sC_g + n * sC_n + offs_k * sC_l + offs_d * 0
+    s_p = (pid_b * dim + offs_d) * N  # (1, BD, 1, 1)
+    part_p = (pid_b * n_dblocks + pid_d) * N * L + n * L + offs_k  # (K, 1, P, E): dB, dC partials
+    A = tl.load(A_ptr + offs_d * sA_d + n * sA_n, mask=mask_d & mask_n, other=0.0).to(tl.float32)  # (1, BD, P, E)
+    A2 = A * 1.4426950408889634
+    NEG0 = tl.full((1, 1, 1, 1), -2147483648, tl.int32).to(tl.float32, bitcast=True)  # -0.0
+
+    if HAS_DLAST:  # ∂loss/∂h after the last step
+        g = tl.load(dlast_ptr + s_p + n, mask=mask_d & mask_n, other=0.0)  # (1, BD, P, E)
+    else:
+        g = tl.zeros((1, BLOCK_D, LANES, E), dtype=tl.float32)
+    dA_acc = tl.zeros((1, BLOCK_D, LANES, E), dtype=tl.float32)
+    dD_acc = tl.zeros((K, BLOCK_D, LANES, 1), dtype=tl.float32)
+    dbias_acc = tl.zeros((K, BLOCK_D, LANES, 1), dtype=tl.float32)
+    n_blocks = tl.cdiv(L, K)
+    for i in range(0, n_blocks):
+        t0 = (n_blocks - 1 - i) * K  # last block first
+        m_k = t0 + offs_k < L  # (K, 1, 1, 1)
+        m_kd = m_k & mask_d  # (K, BD, 1, 1)
+        h = tl.load(ckpt_ptr + s_p * n_chunks + (t0 // K) * N + n, mask=mask_d & mask_n, other=0.0)  # (1, BD, P, E)
+        # HBM → registers: the block's K steps of u, Δ, dout (z, pre) and of the lane's rows of B and C
+        u, dt_raw, dt, dtu, B_blk = _bwd_block_inputs(u_p + t0 * su_l, dt_p + t0 * sdt_l, B_p + t0 * sB_l, m_kd,
+                                                      m_k & mask_n, bias, HAS_BIAS, SOFTPLUS, FAST_EXP2, FULL)
+        C_blk = _load(C_p + t0 * sC_l, m_k & mask_n, FULL).to(tl.float32)  # (K, BD, P, E)
+        dout = _load(do_p + t0 * sdo_l, m_kd, FULL).to(tl.float32)  # (K, BD, P, 1)
+        # the gate: out = pre·silu(z), pre = y + D·u saved by the forward
+        if HAS_Z:
+            z = _load(z_p + t0 * sz_l, m_kd, FULL).to(tl.float32)
+            pre = _load(pre_ptr + g_p + t0, m_kd, FULL)
+            sig = _sigmoid(z, FAST_EXP2)
+            tl.store(dz_ptr + g_p + t0, dout * pre * sig * (1.0 + z * (1.0 - sig)), mask=m_kd & one_lane)
+            dy = dout * z * sig  # (K, BD, P, 1)
+        else:
+            dy = dout
+        # recompute the block's states, forward in time, into H
+        H = tl.zeros((K, BLOCK_D, LANES, E), dtype=tl.float32)
+        for k in tl.static_range(K):
+            sel = offs_k == k
+            h = _exp2(_at(dt, sel, NEG0) * A2, FAST_EXP2) * h + _at(dtu, sel, NEG0) * _at(B_blk, sel, NEG0)
+            H = tl.where(sel, h, H)  # (K, BD, P, E)
+        # the adjoint, backwards in time, into G: g enters step t as a_{t+1}·g_{t+1}
+        G = tl.zeros((K, BLOCK_D, LANES, E), dtype=tl.float32)
+        for kk in tl.static_range(K):
+            sel = offs_k == K - 1 - kk
+            g += _at(C_blk, sel, NEG0) * _at(dy, sel, NEG0)  # g_t = C_t·dy_t + a_{t+1}·g_{t+1}
+            G = tl.where(sel, g, G)
+            g *= _exp2(_at(dt, sel, NEG0) * A2, FAST_EXP2)  # a_t·g_t, for step t − 1
+        # every gradient of the block from the tiles
+        tl.store(dC_ptr + part_p + t0, tl.sum(H * dy, axis=1, keep_dims=True), mask=m_k & mask_n)  # Σ_d
+        tl.store(dB_ptr + part_p + t0, tl.sum(G * dtu, axis=1, keep_dims=True), mask=m_k & mask_n)
+        gah = G * (H - dtu * B_blk)  # g_t·a_t·h_{t-1}  (K, BD, P, E)
+        dA_acc += tl.sum(gah * dt, axis=0, keep_dims=True)
+        gB = tl.sum(G * B_blk, axis=3, keep_dims=True)  # (K, BD, P, 1): Σ over the lane's entries
+        gA = tl.sum(gah * A, axis=3, keep_dims=True)
+        if LANES > 1:  # ... and over the channel's lanes (shuffles)
+            gB = tl.sum(gB, axis=2, keep_dims=True)  # (K, BD, 1, 1)
+            gA = tl.sum(gA, axis=2, keep_dims=True)
+        du = gB * dt
+        if HAS_D:
+            du += Dv * dy
+            dD_acc += dy * u
+        ddt = gB * u + gA
+        if SOFTPLUS:
+            ddt *= _sigmoid(dt_raw, FAST_EXP2)
+        if not FULL:
+            ddt = tl.where(m_kd, ddt, 0.0)
+        dbias_acc += ddt
+        tl.store(du_ptr + g_p + t0, du, mask=m_kd & one_lane)
+        tl.store(ddt_ptr + g_p + t0, ddt, mask=m_kd & one_lane)
+    tl.store(dA_ptr + s_p + n, dA_acc, mask=mask_d & mask_n)
+    d_p = pid_b * dim + offs_d + offs_p * 0  # (1, BD, P, 1)
+    if HAS_D:
+        tl.store(dD_ptr + d_p, tl.sum(dD_acc, axis=0, keep_dims=True), mask=mask_d & one_lane)
+    if HAS_BIAS:
+        tl.store(dbias_ptr + d_p, tl.sum(dbias_acc, axis=0, keep_dims=True), mask=mask_d & one_lane)

@@ -28,7 +28,8 @@ def _inputs(b, d, l, n, g, dtype, seed, device=DEVICE):
     return {k: (v.to(dtype) if k in low else v).to(device) for k, v in x.items()}
 
 
-# the fused forwards (the backward is shared): fused_op.config picks one per shape on a GPU
+# the fused forwards, each with its backward (seq: `_bwd_seq_kernel`, lscan: `_bwd_lscan_kernel`):
+# fused_op.config picks one per shape on a GPU
 FUSED_KERNELS = {"lscan": {}, "seq": dict(KERNEL="seq", BLOCK_D=4), "seq2": dict(KERNEL="seq", BLOCK_D=2, LANES=2)}
 
 
@@ -131,8 +132,46 @@ def test_fused_forward_choice_follows_the_measured_rule():
     assert forward_kind(8, 4096, 16, 2, sms) == "seq" and seq_lanes(8, 4096, sms) == 2  # 2048 warps: 15.5 per SM
     assert forward_kind(8, 1536, 16, 2, sms) == "seq" and seq_lanes(8, 1536, sms) == 4  # 1536 warps: 11.6 per SM
     assert forward_kind(1, 1536, 16, 2, sms) == "lscan"  # 192 warps even with 4 lanes per channel
-    assert forward_kind(1, 1536, 16, 2, sms, training=True) == "seq"  # checkpoints every 64 steps
+    assert forward_kind(1, 1536, 16, 2, sms, training=True) == "seq"  # the seq backward needs its checkpoints
     assert forward_kind(8, 4096, 64, 2, sms) == "seq" and forward_kind(8, 4096, 65, 4, sms) == "lscan"  # E <= 32
+
+
+@pytest.mark.parametrize("n,lanes,e", [(1, 1, 1), (5, 2, 4), (16, 4, 4), (64, 16, 4), (256, 32, 8)])
+def test_fused_training_pairs_each_forward_with_its_backward(n, lanes, e):
+    """Training with the seq forward: a checkpoint every K steps and the seq backward, 4 entries per lane
+    (8 at N = 256); with the lscan forward, the lscan backward over the same chunks."""
+    from mamba_edu.kernels import fused_op
+    dev = torch.device("cpu")
+    try:
+        fused_op.OVERRIDE.update(KERNEL="seq", LANES=1)
+        fwd = fused_op.config(2, 64, 100, n, 1, dev, 2, training=True)
+        bwd = fused_op.config(2, 64, 100, n, 1, dev, 2, training=True, backward=True)
+        if fwd["KERNEL"] == "seq":
+            assert fwd["BLOCK_L"] == fwd["K"] == bwd["K"] and bwd["KERNEL"] == "seq"
+            assert (bwd["E"], bwd["LANES"]) == (e, lanes) == fused_op.bwd_seq_block(n)
+        else:  # N = 64, 256 with one lane: E > 32, seq does not fit
+            assert bwd["KERNEL"] == "lscan" and bwd["BLOCK_L"] == fwd["BLOCK_L"]
+        fused_op.OVERRIDE.update(KERNEL="lscan")
+        fwd = fused_op.config(2, 64, 100, n, 1, dev, 2, training=True)
+        bwd = fused_op.config(2, 64, 100, n, 1, dev, 2, training=True, backward=True)
+        assert bwd["KERNEL"] == "lscan" and bwd["BLOCK_L"] == fwd["BLOCK_L"] == 16
+    finally:
+        fused_op.OVERRIDE.clear()
+
+
+def test_fused_seq_backward_runs_after_the_seq_forward(monkeypatch):
+    from mamba_edu.kernels import fused_op
+    launched = []
+    for name in ("_bwd_seq_kernel", "_bwd_lscan_kernel"):
+        kernel = getattr(fused_op, name)
+        monkeypatch.setattr(fused_op, name, type("Spy", (), {
+            "__getitem__": lambda self, grid, k=kernel, nm=name: (launched.append(nm), k[grid])[1]})())
+    monkeypatch.setitem(fused_op.OVERRIDE, "KERNEL", "seq")
+    x = {k: v.requires_grad_() for k, v in _inputs(1, 4, 16, 4, None, torch.float32, seed=2).items()}
+    mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused").sum().backward()
+    monkeypatch.setitem(fused_op.OVERRIDE, "KERNEL", "lscan")
+    mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused").sum().backward()
+    assert launched == ["_bwd_seq_kernel", "_bwd_lscan_kernel"]
 
 
 @pytest.mark.parametrize("opts", [dict(delta_bias=None), dict(D=None, z=None, delta_bias=None), dict(z=None)])
@@ -217,6 +256,26 @@ def test_gpu_every_fused_forward_at_real_sizes(dtype, cfg):
     ref, h_ref = selective_scan_ref(**{kk: v.double() for kk, v in sl.items()}, delta_softplus=True,
                                     return_last_state=True)
     assert _rel(out[:1, :64], ref) < TOL[dtype] and _rel(h[:1, :64], h_ref) < 1e-4
+
+
+@pytest.mark.gpu
+def test_gpu_seq_and_lscan_backwards_agree_on_every_gradient():
+    """At a real size, all eight gradients (dB, dC, dA, dD, d(delta_bias) are sums over every channel,
+    which the float64 reference on a slice cannot check) from the two independent backwards."""
+    from mamba_edu.kernels import fused_op
+    x = _inputs(2, 1536, 2048, 16, 2, torch.bfloat16, seed=12)
+    grads = []
+    for kind in ("seq", "lscan"):
+        fused_op.OVERRIDE.update(KERNEL=kind)
+        try:
+            xf = {k: v.clone().requires_grad_() for k, v in x.items()}
+            out = mamba_edu.selective_scan(**xf, delta_softplus=True, impl="fused")
+            out.backward(torch.ones_like(out))
+        finally:
+            fused_op.OVERRIDE.clear()
+        grads.append({k: v.grad for k, v in xf.items()})
+    for k in x:
+        assert _rel(grads[0][k], grads[1][k]) < 1e-3, k
 
 
 @pytest.mark.gpu
