@@ -263,7 +263,7 @@ def test_gpu_seq_and_lscan_backwards_agree_on_every_gradient():
     """At a real size, all eight gradients (dB, dC, dA, dD, d(delta_bias) are sums over every channel,
     which the float64 reference on a slice cannot check) from the two independent backwards."""
     from mamba_edu.kernels import fused_op
-    x = _inputs(2, 1536, 2048, 16, 2, torch.bfloat16, seed=12)
+    x = _inputs(2, 1536, 2048, 16, 2, torch.float32, seed=12)  # float32 gradients: no rounding to bf16
     grads = []
     for kind in ("seq", "lscan"):
         fused_op.OVERRIDE.update(KERNEL=kind)
@@ -274,8 +274,8 @@ def test_gpu_seq_and_lscan_backwards_agree_on_every_gradient():
         finally:
             fused_op.OVERRIDE.clear()
         grads.append({k: v.grad for k, v in xf.items()})
-    for k in x:
-        assert _rel(grads[0][k], grads[1][k]) < 1e-3, k
+    rel = {k: _rel(grads[0][k], grads[1][k]) for k in x}
+    assert max(rel.values()) < 1e-4, rel
 
 
 @pytest.mark.gpu
