@@ -83,22 +83,22 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
     small blocks keep the emulation fast.
     """
     bn = next_pow2(n)
-    if device.type != "cuda":
+    on_gpu = device.type == "cuda"
+    sms = torch.cuda.get_device_properties(device).multi_processor_count if on_gpu else 0
+    kind = OVERRIDE.get("KERNEL", forward_kind(b, d, n, itemsize, sms, training) if on_gpu else "lscan")
+    if kind == "seq":  # BLOCK_D below, from LANES
+        fwd = dict(KERNEL="seq", BLOCK_L=64, num_warps=1, LANES=seq_lanes(b, d, sms) if on_gpu else 1)
+    elif on_gpu:
+        fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=64 if training else 512, num_warps=1)
+    else:  # small blocks keep the interpreter's emulation fast
         fwd = dict(KERNEL="lscan", BLOCK_D=2, BLOCK_L=16, num_warps=1)
-        bwd = dict(BLOCK_D=2, num_warps=1)
-    else:
-        sms = torch.cuda.get_device_properties(device).multi_processor_count
-        if forward_kind(b, d, n, itemsize, sms, training) == "seq":
-            fwd = dict(KERNEL="seq", BLOCK_L=64, num_warps=1, LANES=seq_lanes(b, d, sms))
-        else:
-            fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=64 if training else 512, num_warps=1)
-        bwd = dict(BLOCK_D=4, num_warps=1)
+    bwd = dict(BLOCK_D=4 if on_gpu else 2, num_warps=1)  # lscan's; seq's below
     fwd.update(OVERRIDE)
     if fwd["KERNEL"] == "seq":
         fwd.setdefault("LANES", 1)
         fwd.setdefault("BLOCK_D", max(1, 32 * fwd["num_warps"] // fwd["LANES"]))
     else:
-        fwd.pop("LANES", None)  # (from seq's default)
+        fwd.pop("LANES", None)  # (an override's: lscan has no lanes per channel)
     if fwd["KERNEL"] == "seq" and not seq_fits(n, itemsize, fwd["LANES"]):
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     if fwd["KERNEL"] == "seq":

@@ -159,6 +159,21 @@ def test_fused_training_pairs_each_forward_with_its_backward(n, lanes, e):
         fused_op.OVERRIDE.clear()
 
 
+def test_fused_gpu_config_for_a_forced_kernel(monkeypatch):
+    """Forcing the kernel that the GPU's rule did not pick gives that kernel's own defaults."""
+    from types import SimpleNamespace
+
+    from mamba_edu.kernels import fused_op
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda _d: SimpleNamespace(multi_processor_count=132))
+    gpu = torch.device("cuda")
+    monkeypatch.setitem(fused_op.OVERRIDE, "KERNEL", "lscan")  # the rule picks seq at 8 × 1536
+    cfg = fused_op.config(8, 1536, 2048, 16, 1, gpu, 2)
+    assert cfg["KERNEL"] == "lscan" and cfg["BLOCK_D"] == 1 and cfg["BLOCK_L"] == 512 and "LANES" not in cfg
+    monkeypatch.setitem(fused_op.OVERRIDE, "KERNEL", "seq")  # the rule picks lscan at 1 × 1536
+    cfg = fused_op.config(1, 1536, 8192, 16, 1, gpu, 2)
+    assert cfg["KERNEL"] == "seq" and cfg["LANES"] == 4 and cfg["BLOCK_D"] == 8
+
+
 def test_fused_seq_backward_runs_after_the_seq_forward(monkeypatch):
     from mamba_edu.kernels import fused_op
     launched = []
