@@ -139,10 +139,9 @@ def _opt(t: Optional[Tensor], like: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------------------------
 
 
-@torch.library.custom_op("mamba_edu::selective_scan_fwd", mutates_args=())
-def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
-                       z: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool,
-                       save_checkpoints: bool, return_last_state: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
+             z: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool,
+             save_checkpoints: bool, return_last_state: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(out (b, d, l), last state (b, d, n) fp32 or empty, checkpoints (b, d, chunks, n) fp32 or
     empty, the value before the gate (b, d, l) fp32 for the backward, or empty)."""
     b, d, l, n, g = u.shape[0], u.shape[1], u.shape[2], A.shape[1], B.shape[1]
@@ -174,6 +173,11 @@ def selective_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
                             NEED_CARRY=need_carry, FAST_EXP2=u.is_cuda, **cfg)
     last = carry[n_chunks % 2].clone() if return_last_state else u.new_empty(0, dtype=torch.float32)
     return out, last, ckpt, pre
+
+
+# The operator torch.compile and autograd see; `selective_scan_fused` calls `_forward` itself when
+# neither needs it: the operator's dispatch costs about as much CPU time as the rest of a call.
+selective_scan_fwd = torch.library.custom_op("mamba_edu::selective_scan_fwd", mutates_args=())(_forward)
 
 
 @selective_scan_fwd.register_fake
@@ -288,6 +292,7 @@ def selective_scan_fused(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
     b, d, l, n, g, B4, C4 = prepare(FUNC, u, delta, A, B, C, D, z, delta_bias)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias))
-    out, last, _, _ = selective_scan_fwd(u, delta, A, B4, C4, D, z, delta_bias, bool(delta_softplus), needs_grad,
-                                         bool(return_last_state))
+    fwd = selective_scan_fwd if needs_grad or torch.compiler.is_compiling() else _forward
+    out, last, _, _ = fwd(u, delta, A, B4, C4, D, z, delta_bias, bool(delta_softplus), needs_grad,
+                          bool(return_last_state))
     return (out, last) if return_last_state else out

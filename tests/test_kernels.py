@@ -174,6 +174,22 @@ def test_fused_gpu_config_for_a_forced_kernel(monkeypatch):
     assert cfg["KERNEL"] == "seq" and cfg["LANES"] == 4 and cfg["BLOCK_D"] == 8
 
 
+def test_fused_skips_the_operator_dispatch_when_nothing_needs_it(monkeypatch):
+    """Without a gradient (and outside torch.compile) the forward is called directly: the custom
+    operator's dispatch would cost about as much CPU time as the rest of the call."""
+    from mamba_edu.kernels import fused_op
+    calls = []
+    op = fused_op.selective_scan_fwd
+    monkeypatch.setattr(fused_op, "selective_scan_fwd", lambda *a: calls.append(1) or op(*a))
+    x = _inputs(1, 4, 16, 4, None, torch.float32, seed=2)
+    with torch.no_grad():
+        out = mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")
+    assert calls == []
+    x["u"].requires_grad_()
+    torch.testing.assert_close(mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused"), out)
+    assert calls == [1]
+
+
 def test_fused_seq_backward_runs_after_the_seq_forward(monkeypatch):
     from mamba_edu.kernels import fused_op
     launched = []
