@@ -40,12 +40,17 @@ def seq_block(n: int, itemsize: int, lanes: int = 1) -> tuple[int, int]:
     return min(16 // itemsize, max(1, 64 // e)), e
 
 
+# The seq backward runs for N up to this; above, after the seq forward too, the lscan backward.
+# Its one-warp programs cover 128/N channels, and its dB, dC partials are (b, d·N/128, N, L): at
+# N = 64 (6.4 GB at 8 × 1536 × 2048) it took 26.7 ms for forward + backward, the lscan one 11.0.
+SEQ_BWD_MAX_N = 32
+
+
 def bwd_seq_block(n: int) -> tuple[int, int]:
     """(E, LANES) for the seq backward: 4 state entries per lane (its tiles H, G, B and C hold K·E
-    values each), so LANES = N/4 lanes per channel; 8 entries at N = 256 (32 lanes)."""
-    bn = next_pow2(n)
-    e = min(bn, max(4, bn // 32))
-    return e, bn // e
+    values each), so LANES = N/4 lanes per channel (N <= SEQ_BWD_MAX_N)."""
+    e = min(next_pow2(n), 4)
+    return e, next_pow2(n) // e
 
 
 def seq_fits(n: int, itemsize: int, lanes: int = 1) -> bool:
@@ -103,6 +108,7 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     if fwd["KERNEL"] == "seq":
         fwd["K"], fwd["E"] = seq_block(n, itemsize, fwd["LANES"])
+    if fwd["KERNEL"] == "seq" and bn <= SEQ_BWD_MAX_N:
         if training:  # a checkpoint before every K-step block: the seq backward recomputes one block at a time
             fwd["BLOCK_L"] = fwd["K"]
         # the backward in the same layout (it needs the checkpoints every K steps)

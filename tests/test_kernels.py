@@ -136,25 +136,28 @@ def test_fused_forward_choice_follows_the_measured_rule():
     assert forward_kind(8, 4096, 64, 2, sms) == "seq" and forward_kind(8, 4096, 65, 4, sms) == "lscan"  # E <= 32
 
 
-@pytest.mark.parametrize("n,lanes,e", [(1, 1, 1), (5, 2, 4), (16, 4, 4), (64, 16, 4), (256, 32, 8)])
-def test_fused_training_pairs_each_forward_with_its_backward(n, lanes, e):
-    """Training with the seq forward: a checkpoint every K steps and the seq backward, 4 entries per lane
-    (8 at N = 256); with the lscan forward, the lscan backward over the same chunks."""
+@pytest.mark.parametrize("n,bwd", [(1, (1, 1)), (5, (4, 2)), (16, (4, 4)), (32, (4, 8)), (64, None), (256, None)])
+def test_fused_training_pairs_each_forward_with_its_backward(n, bwd):
+    """Training with the seq forward and N <= 32: a checkpoint every K steps and the seq backward with
+    4 entries per lane, `bwd` = (E, LANES); above, the lscan backward over the seq forward's chunks
+    of 64 (N = 64), or both lscan (N = 256: the seq forward's tiles do not fit). With the lscan
+    forward, always the lscan backward over the same chunks."""
     from mamba_edu.kernels import fused_op
     dev = torch.device("cpu")
     try:
-        fused_op.OVERRIDE.update(KERNEL="seq", LANES=1)
+        fused_op.OVERRIDE.update(KERNEL="seq", LANES=4)
         fwd = fused_op.config(2, 64, 100, n, 1, dev, 2, training=True)
-        bwd = fused_op.config(2, 64, 100, n, 1, dev, 2, training=True, backward=True)
-        if fwd["KERNEL"] == "seq":
-            assert fwd["BLOCK_L"] == fwd["K"] == bwd["K"] and bwd["KERNEL"] == "seq"
-            assert (bwd["E"], bwd["LANES"]) == (e, lanes) == fused_op.bwd_seq_block(n)
-        else:  # N = 64, 256 with one lane: E > 32, seq does not fit
-            assert bwd["KERNEL"] == "lscan" and bwd["BLOCK_L"] == fwd["BLOCK_L"]
+        back = fused_op.config(2, 64, 100, n, 1, dev, 2, training=True, backward=True)
+        if bwd:
+            assert fwd["KERNEL"] == back["KERNEL"] == "seq" and fwd["BLOCK_L"] == fwd["K"] == back["K"]
+            assert (back["E"], back["LANES"]) == bwd == fused_op.bwd_seq_block(n)
+        else:
+            assert fwd["KERNEL"] == ("seq" if n == 64 else "lscan") and back["KERNEL"] == "lscan"
+            assert back["BLOCK_L"] == fwd["BLOCK_L"] == 64
         fused_op.OVERRIDE.update(KERNEL="lscan")
         fwd = fused_op.config(2, 64, 100, n, 1, dev, 2, training=True)
-        bwd = fused_op.config(2, 64, 100, n, 1, dev, 2, training=True, backward=True)
-        assert bwd["KERNEL"] == "lscan" and bwd["BLOCK_L"] == fwd["BLOCK_L"] == 16
+        back = fused_op.config(2, 64, 100, n, 1, dev, 2, training=True, backward=True)
+        assert back["KERNEL"] == "lscan" and back["BLOCK_L"] == fwd["BLOCK_L"] == 16
     finally:
         fused_op.OVERRIDE.clear()
 
