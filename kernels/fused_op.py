@@ -81,9 +81,10 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
     b·d programs). seq wins when there are enough channels to fill the GPU (8 × 1536: 0.31 ms with
     4 lanes per channel against lscan's 0.39; 8 × 4096: 0.70 with 2 lanes against 0.96) and lscan
     when there are not (1 × 1536 × 8192: 0.23 against 0.73). When training the forward is seq
-    whenever its tiles fit, and writes the state before every K-step block (BLOCK_L = K) for the
-    seq backward, which recomputes one block at a time in the same layout with 4 state entries per
-    lane (`bwd_seq_block`); forward + backward 2.06 ms at 8 × 1536 against 3.56 for the lscan pair.
+    whenever its tiles fit; for N <= SEQ_BWD_MAX_N it writes the state before every K-step block
+    (BLOCK_L = K) for the seq backward, which recomputes one block at a time in the same layout with
+    4 state entries per lane (`bwd_seq_block`): forward + backward 2.08 ms at 8 × 1536 against 3.56
+    for the lscan pair; for larger N the lscan backward runs over chunks of BLOCK_L = 64.
     For seq, BLOCK_D = 32·num_warps/LANES channels unless set. On a CPU under the interpreter,
     small blocks keep the emulation fast.
     """
