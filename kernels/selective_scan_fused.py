@@ -31,9 +31,9 @@ Per program and chunk (lscan), or per K steps (seq):
     registers → HBM   out; for training, the state every BLOCK_L steps (a checkpoint 1/BLOCK_L
                       the size of all states) and y + D·u (the backward's gate needs it)
 
-Two backwards, one per forward, each recomputing the states from the forward's checkpoints
-(`_bwd_seq_kernel` after seq, every K steps; `_bwd_lscan_kernel` after lscan, every BLOCK_L)
-and running the adjoint recurrence backwards in time:
+Two backwards, each recomputing the states from the forward's checkpoints (`_bwd_seq_kernel`
+after the seq forward when N <= 32: checkpoints every K steps; `_bwd_lscan_kernel` otherwise:
+every BLOCK_L = 64 steps) and running the adjoint recurrence backwards in time:
 
     g_t = ∂loss/∂h_t = C_t·dy_t + a_{t+1}·g_{t+1}
 
@@ -45,7 +45,7 @@ Every gradient is a sum of products of g with things already on chip:
                                        dΔ_t = Σ_n g (B_t u_t + A (h_t − b_t))
     y_t = Σ_n C h                   →  dC_t = Σ_d dy_t h_t
 
-- `_bwd_seq_kernel` (the default whenever the seq forward fits): the seq forward's tiles, blocks
+- `_bwd_seq_kernel` (after the seq forward, N <= 32: `fused_op.SEQ_BWD_MAX_N`): the seq forward's tiles, blocks
   of K steps from the last to the first; the block's K states recomputed into registers, the
   adjoint walked back through them in the lane (g carried in registers from block to block: no
   scan, no shuffles), then each gradient is a product of tiles summed along one axis.
