@@ -2,7 +2,8 @@
 
     python benchmarks/sass_fused.py [--shape B,D,L,N] [--out DIR] [--json FILE]
 
-Prints, for the seq and lscan forwards and the backward at the shape, registers, instructions and
+Prints, for the seq and lscan forwards and the backward after each at the shape (the seq backward
+only where N <= 32), registers, instructions and
 exp2 per (time step, state entry) element of the hot loops (`mamba_edu.kernels.sass` says how they
 are counted). --json writes the rows; --out keeps the TTGIR and SASS of every kernel.
 """
@@ -27,8 +28,8 @@ def main():
     shape = tuple(int(x) for x in args.shape.split(","))
     rows = analyse(shape, training=False, kind="seq", out=args.out) + \
         analyse(shape, training=False, kind="lscan", out=args.out) + \
-        [r for r in analyse(shape, training=True, out=args.out) if r["kernel"].startswith("_bwd")] + \
-        [r for r in analyse(shape, training=True, kind="lscan", out=args.out) if r["kernel"].startswith("_bwd")]
+        list({r["kernel"]: r for r in analyse(shape, training=True, out=args.out) +
+              analyse(shape, training=True, kind="lscan", out=args.out) if r["kernel"].startswith("_bwd")}.values())
     print(f"{'kernel':20} {'regs':>5} {'inner loop':>10} {'instr/elem':>10} {'exp2/elem':>9}  inner loop's top opcodes")
     for r in rows:
         top = ", ".join(f"{k} {v}" for k, v in list(r["top_opcodes"].items())[:6])
