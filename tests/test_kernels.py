@@ -193,6 +193,18 @@ def test_fused_skips_the_operator_dispatch_when_nothing_needs_it(monkeypatch):
     assert calls == [1]
 
 
+def test_fused_backward_materialises_no_zero_gradients():
+    """The checkpoints and the value before the gate are outputs of the forward operator that no loss
+    uses: their gradients must reach the backward as None, not as zero tensors (as large as all
+    the checkpoints: a memset of 300 MB at the main shape)."""
+    x = {k: v.requires_grad_() for k, v in _inputs(1, 4, 16, 4, None, torch.float32, seed=2).items()}
+    out = mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")
+    with torch.profiler.profile() as prof:
+        out.sum().backward()
+    zeros = {e.name for e in prof.events()} & {"aten::zeros", "aten::zeros_like", "aten::zero_"}
+    assert not zeros and torch.isfinite(x["u"].grad).all()
+
+
 def test_fused_seq_backward_runs_after_the_seq_forward(monkeypatch):
     from mamba_edu.kernels import fused_op
     launched = []
