@@ -83,7 +83,7 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
     when there are not (1 × 1536 × 8192: 0.23 against 0.73). When training the forward is seq
     whenever its tiles fit; for N <= SEQ_BWD_MAX_N it writes the state before every K-step block
     (BLOCK_L = K) for the seq backward, which recomputes one block at a time in the same layout with
-    4 state entries per lane (`bwd_seq_block`): forward + backward 2.08 ms at 8 × 1536 against 3.56
+    4 state entries per lane (`bwd_seq_block`): forward + backward 2.03 ms at 8 × 1536 against 3.52
     for the lscan pair; for larger N the lscan backward runs over chunks of BLOCK_L = 64.
     For seq, BLOCK_D = 32·num_warps/LANES channels unless set. On a CPU under the interpreter,
     small blocks keep the emulation fast.
