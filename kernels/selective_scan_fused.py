@@ -492,25 +492,6 @@ def _bwd_lscan_kernel(
 
 
 @triton.jit
-def _bwd_block_inputs(u_p, dt_p, B_p, m_kd, m_kn, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                      FAST_EXP2: tl.constexpr, FULL: tl.constexpr):
-    """HBM → registers: a block's u, Δ (as given, and discretised: softplus, 0 past the end) and B rows.
-    Returns (u, Δ raw, Δ, Δ·u, B), tiles (K, BD, P, 1) and B (K, BD, P, E)."""
-    u = _load(u_p, m_kd, FULL).to(tl.float32)
-    dt_raw = _load(dt_p, m_kd, FULL).to(tl.float32)
-    B_blk = _load(B_p, m_kn, FULL).to(tl.float32)
-    if HAS_BIAS:
-        dt_raw += bias
-    if SOFTPLUS:
-        dt = _softplus(dt_raw, FAST_EXP2)
-    else:
-        dt = dt_raw
-    if not FULL:
-        dt = tl.where(m_kd, dt, 0.0)  # past the end: a = 1, b = 0
-    return u, dt_raw, dt, dt * u, B_blk
-
-
-@triton.jit
 def _bwd_seq_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, dlast_ptr, ckpt_ptr, pre_ptr,
     du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
@@ -551,7 +532,6 @@ def _bwd_seq_kernel(
 
     if HAS_D:
         Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD, 1, 1)
-    bias = 0.0
     if HAS_BIAS:
         bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
     rows = offs_k + offs_p * 0  # (K, 1, P, 1)
@@ -582,10 +562,20 @@ def _bwd_seq_kernel(
         m_kd = m_k & mask_d  # (K, BD, 1, 1)
         h = tl.load(ckpt_ptr + s_p * n_chunks + (t0 // K) * N + n, mask=mask_d & mask_n, other=0.0)  # (1, BD, P, E)
         # HBM → registers: the block's K steps of u, Δ, dout (z, pre) and of the lane's rows of B and C
-        u, dt_raw, dt, dtu, B_blk = _bwd_block_inputs(u_p + t0 * su_l, dt_p + t0 * sdt_l, B_p + t0 * sB_l, m_kd,
-                                                      m_k & mask_n, bias, HAS_BIAS, SOFTPLUS, FAST_EXP2, FULL)
-        C_blk = _load(C_p + t0 * sC_l, m_k & mask_n, FULL).to(tl.float32)  # (K, BD, P, E)
-        dout = _load(do_p + t0 * sdo_l, m_kd, FULL).to(tl.float32)  # (K, BD, P, 1)
+        u = _load(u_p + t0 * su_l, m_kd, FULL).to(tl.float32)  # (K, BD, P, 1)
+        dt_raw = _load(dt_p + t0 * sdt_l, m_kd, FULL).to(tl.float32)
+        dout = _load(do_p + t0 * sdo_l, m_kd, FULL).to(tl.float32)
+        B_blk = _load(B_p + t0 * sB_l, m_k & mask_n, FULL).to(tl.float32)  # (K, BD, P, E)
+        C_blk = _load(C_p + t0 * sC_l, m_k & mask_n, FULL).to(tl.float32)
+        if HAS_BIAS:
+            dt_raw += bias
+        if SOFTPLUS:
+            dt = _softplus(dt_raw, FAST_EXP2)
+        else:
+            dt = dt_raw
+        if not FULL:
+            dt = tl.where(m_kd, dt, 0.0)  # past the end: a = 1, b = 0
+        dtu = dt * u
         # the gate: out = pre·silu(z), pre = y + D·u saved by the forward
         if HAS_Z:
             z = _load(z_p + t0 * sz_l, m_kd, FULL).to(tl.float32)
