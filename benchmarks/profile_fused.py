@@ -5,7 +5,8 @@
         --section MemoryWorkloadAnalysis python benchmarks/profile_fused.py [best.json]
         [--fwd '{"KERNEL": "seq", "LANES": 2, ...}'] [--shape B,D,L,N] [--forward-only]
 
-best.json (written by benchmarks/tune_fused.py) holds {"fwd": {...}, "bwd": {...}}: the block sizes
+best.json (written by benchmarks/tune_fused.py) holds {"fwd": {...}, "bwd": {...}, "bwd_fwd": {...}}: the
+fastest forward, the fastest backward and the forward it was timed after (its checkpoints must match),
 to profile instead of the defaults in `mamba_edu.kernels.fused_op.config`; --fwd gives the forward's
 configuration directly (as `fused_op.OVERRIDE`).
 """
