@@ -126,8 +126,14 @@ def ttgir(kernel):
 
 
 def fwd_grid():
-    # seq with LANES lanes per channel: one warp (with two, Triton reduces y through shared memory)
+    # seq with LANES lanes per channel: one warp (with two, Triton reduces y through shared memory);
+    # bf16 B and C read as pairs of steps (the default where possible) or converted one by one
     grid = [dict(KERNEL="seq", BLOCK_D=32 // lanes, BLOCK_L=64, num_warps=1, LANES=lanes) for lanes in (1, 2, 4)]
+    grid += [dict(KERNEL="seq", BLOCK_D=32 // lanes, BLOCK_L=64, num_warps=1, LANES=lanes, PAIRS=False)
+             for lanes in (2, 4)]
+    # the gate shared out among a channel's lanes, or done by every lane (the default depends on E)
+    grid += [dict(KERNEL="seq", BLOCK_D=32 // lanes, BLOCK_L=64, num_warps=1, LANES=lanes, SHARE=share)
+             for lanes in (2, 4) for share in (False, True)]
     grid += [dict(KERNEL="lscan", BLOCK_D=bd, BLOCK_L=bl, num_warps=nw)
              for bd, bl, nw in [(1, 256, 1), (1, 512, 1), (1, 1024, 1), (1, 1024, 2), (2, 512, 2)]]
     return grid
@@ -135,10 +141,11 @@ def fwd_grid():
 
 def bwd_grid():
     """(forward, backward) pairs for forward + backward at the first shape: the seq backward (checkpoints
-    every K steps from the seq forward) with 1 or 2 warps or a register cap (more warps per SM), and the
-    lscan pair it replaced."""
+    every K steps from the seq forward) with dB and dC summed over its channels by a reduce-scatter
+    (SCATTER) or a butterfly, with a register cap (more warps per SM), and the lscan pair."""
     seq = dict(KERNEL="seq", num_warps=1)
-    grid = [(seq, dict(num_warps=1)), (seq, dict(num_warps=2)), (seq, dict(num_warps=1, maxnreg=168))]
+    grid = [(seq, dict(num_warps=1, SCATTER=True)), (seq, dict(num_warps=1, SCATTER=False)),
+            (seq, dict(num_warps=1, SCATTER=True, maxnreg=168))]
     return grid + [(dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=64, num_warps=1), dict(BLOCK_D=4, num_warps=1))]
 
 

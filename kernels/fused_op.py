@@ -6,7 +6,8 @@
                (seq: BLOCK_L = K, the backward's block, 8 steps for bf16: 1/8 of all states)
     backward   one launch of `_bwd_seq_kernel` after the seq forward, `_bwd_lscan_kernel` after
                lscan (each recomputes the states block by block), then PyTorch sums the
-               per-program partials of dA, dB, dC, dD, d(delta_bias)
+               per-program partials of dA, dD, d(delta_bias) and, after lscan, of dB and dC
+               (the seq backward adds those up itself, with atomics)
 
 Both are registered with `torch.library.custom_op` ("mamba_edu::selective_scan_fwd" and
 "mamba_edu::selective_scan_bwd") with fake implementations, so `torch.compile` can trace a model
@@ -41,8 +42,9 @@ def seq_block(n: int, itemsize: int, lanes: int = 1) -> tuple[int, int]:
 
 
 # The seq backward runs for N up to this; above, after the seq forward too, the lscan backward.
-# Its one-warp programs cover 128/N channels, and its dB, dC partials are (b, d·N/128, N, L): at
-# N = 64 (6.4 GB at 8 × 1536 × 2048) it took 26.7 ms for forward + backward, the lscan one 11.0.
+# Its one-warp programs cover 128/N channels: at N = 64 (two channels per program, when it still
+# wrote (b, d·N/128, N, L) partials: 6.4 GB at 8 × 1536 × 2048) it took 26.7 ms for forward + backward,
+# the lscan one 11.0.
 SEQ_BWD_MAX_N = 32
 
 
@@ -54,8 +56,18 @@ def bwd_seq_block(n: int) -> tuple[int, int]:
 
 
 def seq_fits(n: int, itemsize: int, lanes: int = 1) -> bool:
-    """The seq forward holds at most 32 state entries per lane."""
-    return seq_block(n, itemsize, lanes)[1] <= 32
+    """The seq forward holds at most 32 state entries per lane, and its lanes share out K >= LANES steps."""
+    k, e = seq_block(n, itemsize, lanes)
+    return e <= 32 and k >= lanes
+
+
+def seq_shares_the_gate(lanes: int, e: int) -> bool:
+    """Whether the LANES lanes of a channel share out y's sum, the D skip and the gate (SHARE: each
+    finishes K/LANES of the K steps, where each would repeat all K): with at most 4 state entries per
+    lane, where that repeated work is the largest part of a lane's (H100, 8 × 1536 × 2048 × 16, 4 lanes:
+    0.299 ms against 0.308). With 8 entries it needs more registers (168 → 251) and is slower
+    (8 × 4096, 2 lanes: 0.728 against 0.618 ms)."""
+    return lanes > 1 and e <= 4
 
 
 def seq_lanes(b: int, d: int, sms: int) -> int:
@@ -78,13 +90,16 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
 
     KERNEL is "seq" (LANES lanes per channel, time in order: the fewest instructions, but only
     b·d·LANES/32 warps) or "lscan" (time along the lanes, a scan per state entry: more instructions,
-    b·d programs). seq wins when there are enough channels to fill the GPU (8 × 1536: 0.31 ms with
-    4 lanes per channel against lscan's 0.39; 8 × 4096: 0.70 with 2 lanes against 0.96) and lscan
+    b·d programs). seq wins when there are enough channels to fill the GPU (8 × 1536: 0.30 ms with
+    4 lanes per channel against lscan's 0.38; 8 × 4096: 0.62 with 2 lanes against 0.96) and lscan
     when there are not (1 × 1536 × 8192: 0.23 against 0.73). When training the forward is seq
     whenever its tiles fit; for N <= SEQ_BWD_MAX_N it writes the state before every K-step block
     (BLOCK_L = K) for the seq backward, which recomputes one block at a time in the same layout with
-    4 state entries per lane (`bwd_seq_block`): forward + backward 2.03 ms at 8 × 1536 against 3.52
-    for the lscan pair; for larger N the lscan backward runs over chunks of BLOCK_L = 64.
+    4 state entries per lane (`bwd_seq_block`): forward + backward 1.46 ms at 8 × 1536 against 3.53
+    for the lscan pair; for larger N the lscan backward runs over chunks of BLOCK_L = 64. The seq
+    backward sums dB and dC over its channels by a reduce-scatter (SCATTER, when the channels of a
+    program are lanes of one warp and no more than a lane's K·E values): 1.47–1.48 ms against
+    1.81 with a butterfly.
     For seq, BLOCK_D = 32·num_warps/LANES channels unless set. On a CPU under the interpreter,
     small blocks keep the emulation fast.
     """
@@ -105,10 +120,12 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
         fwd.setdefault("BLOCK_D", max(1, 32 * fwd["num_warps"] // fwd["LANES"]))
     else:
         fwd.pop("LANES", None)  # (an override's: lscan has no lanes per channel)
+        fwd.pop("SHARE", None)
     if fwd["KERNEL"] == "seq" and not seq_fits(n, itemsize, fwd["LANES"]):
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     if fwd["KERNEL"] == "seq":
         fwd["K"], fwd["E"] = seq_block(n, itemsize, fwd["LANES"])
+        fwd.setdefault("SHARE", seq_shares_the_gate(fwd["LANES"], fwd["E"]))
     if fwd["KERNEL"] == "seq" and bn <= SEQ_BWD_MAX_N:
         if training:  # a checkpoint before every K-step block: the seq backward recomputes one block at a time
             fwd["BLOCK_L"] = fwd["K"]
@@ -117,11 +134,14 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
         bwd["E"], bwd["LANES"] = bwd_seq_block(n)
         bwd["K"] = fwd["K"]
         bwd.setdefault("BLOCK_D", max(1, 32 * bwd["num_warps"] // bwd["LANES"]))
+        bwd.setdefault("SCATTER", True)
     else:
         bwd = {**bwd, **OVERRIDE_BWD, "KERNEL": "lscan"}
     bwd["BLOCK_L"] = fwd["BLOCK_L"]
     cfg = bwd if backward else fwd
     cfg["BLOCK_D"] = block_d(d, g, cfg["BLOCK_D"])
+    if cfg.get("SCATTER"):  # the reduce-scatter's shuffles stay in one warp and keep K·E/BLOCK_D sums per lane
+        cfg["SCATTER"] = cfg["num_warps"] == 1 and cfg["BLOCK_D"] <= cfg["K"] * cfg["E"]
     cfg["BLOCK_N"] = bn
     return cfg
 
@@ -134,6 +154,13 @@ def _itemsize(u: Tensor, B: Tensor) -> int:
 def _whole_blocks(d: int, l: int, n: int, cfg: dict) -> bool:
     """The seq kernels' loads need no masks: L a multiple of K, whole channel blocks, n = LANES·E."""
     return l % cfg["K"] == 0 and d % cfg["BLOCK_D"] == 0 and n == cfg["E"] * cfg["LANES"]
+
+
+def _bf16_pairs(B: Tensor, C: Tensor, full: bool) -> bool:
+    """The seq forward may read bf16 B and C as 32-bit words of two time steps (a cheaper conversion):
+    whole blocks, rows contiguous in time, every row and tensor starting at an even element."""
+    return full and all(t.dtype == torch.bfloat16 and t.stride(3) == 1 and t.data_ptr() % 4 == 0
+                        and all(s % 2 == 0 for s in t.stride()[:3]) for t in (B, C))
 
 
 def _opt(t: Optional[Tensor], like: Tensor) -> Tensor:
@@ -170,8 +197,10 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optio
     cfg.pop("BLOCK_N")
     if kind == "seq":
         last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
+        full = _whole_blocks(d, l, n, cfg)
+        pairs = cfg.pop("PAIRS", True) and _bf16_pairs(B, C, full)
         _fwd_seq_kernel[grid](*args, last, ckpt, pre_arg, d, l, n, d // g, n_chunks, *common, **flags,
-                              FAST_EXP2=u.is_cuda, FULL=_whole_blocks(d, l, n, cfg), **cfg)
+                              FAST_EXP2=u.is_cuda, FULL=full, PAIRS=pairs, **cfg)
         return out, (last if return_last_state else u.new_empty(0, dtype=torch.float32)), ckpt, pre
     carry = torch.empty(2, b, d, n, device=u.device, dtype=torch.float32)  # read one half, write the other
     # one chunk, no checkpoints and no last state wanted: nothing needs the state after the scan
@@ -221,8 +250,13 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     ddelta = torch.empty(b, d, l, device=u.device, dtype=delta.dtype)  # (b, d, l)
     dz = torch.empty(b, d, l, device=u.device, dtype=z.dtype) if z is not None else u.new_empty(0)
     dA_part = torch.empty(b, d, n, **f32)  # (b, d, n): summed over the batch below
-    dB_part = torch.empty(b, n_dblocks, n, l, **f32)  # (b, blocks, n, l): summed per group below
-    dC_part = torch.empty(b, n_dblocks, n, l, **f32)
+    atomic = cfg["KERNEL"] == "seq"
+    if atomic:  # the seq backward adds every program's share into (b, g, n, l)
+        dB_part = torch.zeros(b, g, n, l, **f32)
+        dC_part = torch.zeros(b, g, n, l, **f32)
+    else:
+        dB_part = torch.empty(b, n_dblocks, n, l, **f32)  # (b, blocks, n, l): summed per group below
+        dC_part = torch.empty(b, n_dblocks, n, l, **f32)
     dD_part = torch.empty(b, d, **f32)
     dbias_part = torch.empty(b, d, **f32)
     grid = (n_dblocks, b)
@@ -248,8 +282,11 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
                                 d, l, n, d // g, n_chunks, n_dblocks, b * d * n, *common, **flags,
                                 FAST_EXP2=u.is_cuda, BLOCK_L=bl, **cfg)
     # the channel blocks of one group share that group's B_t and C_t: add their partials
-    dB = dB_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(B.dtype)  # (b, g, n, l)
-    dC = dC_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(C.dtype)
+    if atomic:
+        dB, dC = dB_part.to(B.dtype), dC_part.to(C.dtype)
+    else:
+        dB = dB_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(B.dtype)  # (b, g, n, l)
+        dC = dC_part.reshape(b, g, n_dblocks // g, n, l).sum(2).to(C.dtype)
     dA = dA_part.sum(0).to(A.dtype)  # (d, n)
     dD = dD_part.sum(0).to(D.dtype) if D is not None else u.new_empty(0)
     dbias = dbias_part.sum(0).to(delta_bias.dtype) if delta_bias is not None else u.new_empty(0)

@@ -54,10 +54,14 @@ Every gradient is a sum of products of g with things already on chip:
   with butterfly shuffles).
 
 dA, dD and d(delta_bias) (summed over the batch and time) are reduced on chip per program. dB
-and dC are summed over the program's BLOCK_D channels on chip and written as per-program
-partials, (b, d/BLOCK_D, N, L), that PyTorch adds up per group: deterministic, no atomics (seq:
-BLOCK_D = 8 at N = 16, an eighth of a (batch, dim, L, N) tensor; lscan: BLOCK_D = 4, a
-quarter). No (batch, dim, L, N) tensor is ever written.
+and dC are summed over the program's BLOCK_D channels on chip, then
+- seq: by a reduce-scatter across the lanes (`_sum_scatter`: each lane ends with a share of the
+  sums, in 28 shuffles for 32 values over 8 lanes where a butterfly needs 96) and added with atomic
+  adds into one (b, g, N, L) float32 tensor: no partials to write and read back, but the order of
+  the additions, and so the last bits of dB and dC, vary from run to run;
+- lscan: written as per-program partials, (b, d/4, N, L), that PyTorch adds up per group
+  (deterministic).
+No (batch, dim, L, N) tensor is ever written.
 """
 
 from __future__ import annotations
@@ -117,6 +121,65 @@ def _sigmoid(x, FAST: tl.constexpr):
 
 
 # ----------------------------------------------------------------------------------------------
+# Lanes sharing work: a sum that leaves each lane a share of the result
+# ----------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _halve_and_add(x, c, M: tl.constexpr):
+    """One step of a reduce-scatter along axis 0 of x (R, Q, S), whose rows c lie across lanes: rows c
+    and c XOR M add up their values and each keeps half of the sums, the row with bit M set the second
+    half. (R, Q, S) → (R, Q, S/2). The partner's half arrives by `tl.gather` along axis 0, which
+    Triton turns into one shuffle per value when the rows are lanes of one warp: S/2 shuffles, where a
+    butterfly (every row keeps every sum, `tl.sum`) needs S."""
+    R: tl.constexpr = x.shape[0]
+    Q: tl.constexpr = x.shape[1]
+    S: tl.constexpr = x.shape[2]
+    first, second = tl.split(tl.permute(tl.reshape(x, (R, Q, 2, S // 2)), (0, 1, 3, 2)))  # registers only
+    upper = (c & M) != 0  # (R, 1, 1)
+    send = tl.where(upper, first, second)  # the half the partner keeps
+    return tl.where(upper, second, first) + tl.gather(send, tl.broadcast_to(c ^ M, send.shape), axis=0)
+
+
+@triton.jit
+def _sum_scatter(x, c):
+    """Σ of x (R, Q, S) over axis 0 (c: the row, (R, 1, 1); R <= 32 rows across the lanes of a warp,
+    R <= S), as a reduce-scatter: row c ends with S/R of the sums, those at `_scatter_positions`."""
+    R: tl.constexpr = x.shape[0]
+    if R >= 2:
+        x = _halve_and_add(x, c, 1)
+    if R >= 4:
+        x = _halve_and_add(x, c, 2)
+    if R >= 8:
+        x = _halve_and_add(x, c, 4)
+    if R >= 16:
+        x = _halve_and_add(x, c, 8)
+    if R >= 32:
+        x = _halve_and_add(x, c, 16)
+    return x
+
+
+@triton.jit
+def _scatter_positions(c, R: tl.constexpr, S: tl.constexpr):
+    """Where `_sum_scatter`'s S/R sums of row c come from along the summed tile's last axis (c: (R, 1, 1))
+    → (R, 1, S/R): step M halves the axis and bit M of c picks the half, the first bit the largest."""
+    f = tl.arange(0, S // R)[None, None, :]
+    w: tl.constexpr = S // 2
+    if R >= 2:
+        f += (c & 1) * w
+    if R >= 4:
+        f += ((c >> 1) & 1) * (w // 2)
+    if R >= 8:
+        f += ((c >> 2) & 1) * (w // 4)
+    if R >= 16:
+        f += ((c >> 3) & 1) * (w // 8)
+    if R >= 32:
+        f += ((c >> 4) & 1) * (w // 16)
+    return f
+
+
+
+# ----------------------------------------------------------------------------------------------
 # Forward
 # ----------------------------------------------------------------------------------------------
 
@@ -127,6 +190,26 @@ def _at(x, sel, NEG0):
     -0.0 everywhere else, which the compiler folds away (x + -0.0 is x for every x, while x + 0.0 is
     not: -0.0 + 0.0 = 0.0). NEG0 is -0.0 made from its bits: Triton turns the literal -0.0 into 0.0."""
     return tl.sum(tl.where(sel, x, NEG0), axis=0, keep_dims=True)
+
+
+@triton.jit
+def _bf16_pairs(w):
+    """32-bit words that each hold two bf16 values (steps 2j and 2j + 1) → (the even steps, the odd steps)
+    as float32. A bf16 is the top half of the float32 with the same value: one shift or one mask per
+    value, where Triton's conversion moves the upper half down and back up (two instructions)."""
+    return (w << 16).to(tl.float32, bitcast=True), (w & -65536).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _step_of(x, x_odd, k: tl.constexpr, offs, NEG0, PAIRS: tl.constexpr):
+    """Step k of a block: of x (K steps along axis 0), or with PAIRS of x (even steps) or x_odd (odd)."""
+    if PAIRS:
+        if k % 2 == 0:
+            return _at(x, offs == k // 2, NEG0)
+        else:
+            return _at(x_odd, offs == k // 2, NEG0)
+    else:
+        return _at(x, offs == k, NEG0)
 
 
 @triton.jit
@@ -156,7 +239,7 @@ def _fwd_seq_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_CKPT: tl.constexpr, FAST_EXP2: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, K: tl.constexpr, E: tl.constexpr, LANES: tl.constexpr,
-    FULL: tl.constexpr,
+    FULL: tl.constexpr, PAIRS: tl.constexpr, SHARE: tl.constexpr,
 ):
     """The teaching loop, laid out so that (almost) nothing is shared or shuffled: LANES lanes per channel.
 
@@ -165,11 +248,15 @@ def _fwd_seq_kernel(
     of a channel holds state entries n = p·E + e. Every K steps a lane loads, for its channel, K
     contiguous steps of u, Δ and z (the LANES lanes of a channel load the same ones) and, for each
     of its E entries, K steps of B and C (rows of B and C are contiguous in time: no copy is
-    needed; all channels of a program load the same ones, from L1). These loads are issued one
+    needed; all channels of a program load the same ones, from L1; bf16 ones as 32-bit words of two
+    steps with PAIRS, `_bf16_pairs`). These loads are issued one
     K-step block ahead of their use, so their latency hides behind the current block's arithmetic.
     Step k is then taken out of each tile inside the lane (a register choice: no instruction).
     exp2 and the update are per-lane arithmetic; y = Σ_n C·h is a sum inside the lane and then,
-    for LANES > 1, across the channel's lanes (shuffles, once per K steps). LANES = 1 is the plain
+    for LANES > 1, across the channel's lanes (shuffles, once per K steps): with SHARE as a
+    reduce-scatter (`_sum_scatter`), after which each lane applies the D skip and the gate to its own
+    K/LANES steps and stores them (`fused_op.seq_shares_the_gate`), else as a butterfly that gives every
+    lane every sum, and one lane per channel finishes them. LANES = 1 is the plain
     loop; more lanes per channel give the GPU LANES times as many warps for the same channels, for
     shapes with too few channels to keep it busy. Every BLOCK_L steps the state is written out as
     a checkpoint for the backward.
@@ -196,10 +283,33 @@ def _fwd_seq_kernel(
     z_p = z_ptr + pid_b * sz_b + offs_d * sz_d + rows * sz_l
     o_p = out_ptr + pid_b * so_b + offs_d * so_d + rows * so_l
     p_p = pre_ptr + (pid_b * dim + offs_d) * L + rows
-    # (K, BD, P, E): K steps of the lane's entries of B and C, the same for every channel of the group
-    B_p = B_ptr + pid_b * sB_b + grp * sB_g + n * sB_n + offs_k * sB_l + offs_d * 0
-    C_p = C_ptr + pid_b * sC_b + grp * sC_g + n * sC_n + offs_k * sC_l + offs_d * 0
+    # (K, BD, P, E): K steps of the lane's entries of B and C, the same for every channel of the group;
+    # PAIRS (bf16 B and C, rows contiguous in time at even offsets): (K/2, BD, P, E) words of two steps
+    if PAIRS:
+        tl.static_assert(FULL, "PAIRS reads whole blocks (no masks)")
+        offs_w = tl.arange(0, K // 2)[:, None, None, None]  # (K/2, 1, 1, 1): pairs of steps
+        B_p = B_ptr.to(tl.pointer_type(tl.int32)) + (pid_b * sB_b + grp * sB_g + n * sB_n) // 2 + offs_w + offs_d * 0
+        C_p = C_ptr.to(tl.pointer_type(tl.int32)) + (pid_b * sC_b + grp * sC_g + n * sC_n) // 2 + offs_w + offs_d * 0
+        sB_l, sC_l = 1, 1  # words: a block starts t0 // 2 words on
+    else:
+        offs_w = offs_k
+        B_p = B_ptr + pid_b * sB_b + grp * sB_g + n * sB_n + offs_k * sB_l + offs_d * 0
+        C_p = C_ptr + pid_b * sC_b + grp * sC_g + n * sC_n + offs_k * sC_l + offs_d * 0
     s_p = (pid_b * dim + offs_d) * N  # (1, BD, 1, 1): (b, d) offset of a (…, N) state tensor
+    if SHARE:  # y's sum, the D skip and the gate shared out: lane part p finishes S = K/P of the K steps
+        p3 = tl.arange(0, LANES)[:, None, None]  # (P, 1, 1)
+        d_s = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[:, None, None]  # (BD, 1, 1)
+        f_s = tl.permute(_scatter_positions(p3, LANES, K), (1, 0, 2))  # (1, P, S): the lane's steps
+        mask_ds = d_s < dim
+        us_p = u_ptr + pid_b * su_b + d_s * su_d + f_s * su_l  # (BD, P, S)
+        zs_p = z_ptr + pid_b * sz_b + d_s * sz_d + f_s * sz_l
+        o_p = out_ptr + pid_b * so_b + d_s * so_d + f_s * so_l
+        p_p = pre_ptr + (pid_b * dim + d_s) * L + f_s
+        if HAS_D:
+            Dv = tl.load(D_ptr + d_s, mask=mask_ds, other=0.0).to(tl.float32)  # (BD, 1, 1)
+        us_nx = _load(us_p, (f_s < L) & mask_ds, FULL)
+        if HAS_Z:
+            zs_nx = _load(zs_p, (f_s < L) & mask_ds, FULL)
     A2 = tl.load(A_ptr + offs_d * sA_d + n * sA_n, mask=mask_d & mask_n, other=0.0) * 1.4426950408889634
     h = tl.zeros((1, BLOCK_D, LANES, E), dtype=tl.float32)  # the state, in registers for the whole sequence
     NEG0 = tl.full((1, 1, 1, 1), -2147483648, tl.int32).to(tl.float32, bitcast=True)  # -0.0
@@ -208,7 +318,7 @@ def _fwd_seq_kernel(
     m_k = offs_k < L  # (K, 1, 1, 1)
     u_nx = _load(u_p, m_k & mask_d, FULL)
     dt_nx = _load(dt_p, m_k & mask_d, FULL)
-    if HAS_Z:
+    if HAS_Z and not SHARE:
         z_nx = _load(z_p, m_k & mask_d, FULL)
     B_nx = _load(B_p, m_k & mask_n, FULL)
     C_nx = _load(C_p, m_k & mask_n, FULL)
@@ -223,17 +333,33 @@ def _fwd_seq_kernel(
                 tl.store(ck + n, h, mask=mask_d & mask_n)
         u = u_nx.to(tl.float32)  # (K, BD, P, 1)
         dt = dt_nx.to(tl.float32)
-        if HAS_Z:
-            z = z_nx.to(tl.float32)
-        B_blk = B_nx.to(tl.float32)  # (K, BD, P, E)
-        C_blk = C_nx.to(tl.float32)
+        if SHARE:  # the lane's own S steps, for the D skip and the gate (BD, P, S)
+            u_o = us_nx.to(tl.float32)
+            m_o = (t0 + f_s < L) & mask_ds
+            us_nx = _load(us_p + t_nx * su_l, (t_nx + f_s < L) & mask_ds, FULL)
+            if HAS_Z:
+                z = zs_nx.to(tl.float32)
+                zs_nx = _load(zs_p + t_nx * sz_l, (t_nx + f_s < L) & mask_ds, FULL)
+        else:
+            u_o = u
+            m_o = m_kd & one_lane  # one lane per channel stores
+            if HAS_Z:
+                z = z_nx.to(tl.float32)
+        if PAIRS:
+            B_blk, B_odd = _bf16_pairs(B_nx)  # (K/2, BD, P, E) each: the even and the odd steps
+            C_blk, C_odd = _bf16_pairs(C_nx)
+            t_rows = t_nx // 2
+        else:
+            B_blk, B_odd = B_nx.to(tl.float32), B_nx  # (K, BD, P, E); B_odd unused
+            C_blk, C_odd = C_nx.to(tl.float32), C_nx
+            t_rows = t_nx
         m_nx = t_nx + offs_k < L  # (K, 1, 1, 1)
         u_nx = _load(u_p + t_nx * su_l, m_nx & mask_d, FULL)
         dt_nx = _load(dt_p + t_nx * sdt_l, m_nx & mask_d, FULL)
-        if HAS_Z:
+        if HAS_Z and not SHARE:
             z_nx = _load(z_p + t_nx * sz_l, m_nx & mask_d, FULL)
-        B_nx = _load(B_p + t_nx * sB_l, m_nx & mask_n, FULL)
-        C_nx = _load(C_p + t_nx * sC_l, m_nx & mask_n, FULL)
+        B_nx = _load(B_p + t_rows * sB_l, m_nx & mask_n, FULL)
+        C_nx = _load(C_p + t_rows * sC_l, m_nx & mask_n, FULL)
         if HAS_BIAS:
             dt += bias
         if SOFTPLUS:
@@ -246,19 +372,22 @@ def _fwd_seq_kernel(
             sel = offs_k == k  # (K, 1, 1, 1): step k of the block, inside each lane
             dt_k = _at(dt, sel, NEG0)  # (1, BD, P, 1)
             dtu_k = _at(dtu, sel, NEG0)
-            B_k = _at(B_blk, sel, NEG0)  # (1, BD, P, E)
-            C_k = _at(C_blk, sel, NEG0)
+            B_k = _step_of(B_blk, B_odd, k, offs_w, NEG0, PAIRS)  # (1, BD, P, E)
+            C_k = _step_of(C_blk, C_odd, k, offs_w, NEG0, PAIRS)
             h, y_k = _seq_step(h, dt_k, dtu_k, A2, B_k, C_k, FAST_EXP2)
             y = tl.where(sel, y_k, y)  # (K, BD, P, 1)
-        if LANES > 1:  # add the parts of y held by a channel's lanes (shuffles); every lane gets the sum
+        if SHARE:  # add the parts of y held by a channel's lanes; each lane keeps the sums of its S steps
+            y = _sum_scatter(tl.permute(tl.reshape(y, (K, BLOCK_D, LANES)), (2, 1, 0)), p3)  # (P, BD, S)
+            y = tl.permute(y, (1, 0, 2))  # (BD, P, S)
+        elif LANES > 1:  # add the parts of y held by a channel's lanes (shuffles); every lane gets the sum
             y = tl.sum(y, axis=2, keep_dims=True)  # (K, BD, 1, 1)
         if HAS_D:
-            y += Dv * u
+            y += Dv * u_o
         if HAS_Z:
             if STORE_CKPT:  # the backward's dz needs the value before the gate
-                tl.store(p_p + t0, y, mask=m_kd & one_lane)
+                tl.store(p_p + t0, y, mask=m_o)
             y *= z * _sigmoid(z, FAST_EXP2)
-        tl.store(o_p + t0 * so_l, y, mask=m_kd & one_lane)  # registers → HBM: out only, one lane per channel
+        tl.store(o_p + t0 * so_l, y, mask=m_o)  # registers → HBM: out only
     tl.store(last_ptr + s_p + n, h, mask=mask_d & mask_n)
 
 
@@ -502,6 +631,7 @@ def _bwd_seq_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_DLAST: tl.constexpr, FAST_EXP2: tl.constexpr,
     BLOCK_D: tl.constexpr, K: tl.constexpr, E: tl.constexpr, LANES: tl.constexpr, FULL: tl.constexpr,
+    SCATTER: tl.constexpr,
 ):
     """The backward with the seq forward's tiles (K, BLOCK_D, LANES, E): blocks of K steps, last to first.
 
@@ -516,7 +646,8 @@ def _bwd_seq_kernel(
         dΔ_t = Σ_n g_t (B_t u_t + A a_t h_{t-1}),  a_t h_{t-1} = h_t − b_t
         dA   = Σ_t Δ_t g_t (h_t − b_t)                           (accumulated in registers)
 
-    dB and dC are written per program as partials (b, d/BLOCK_D, N, L) that PyTorch adds per group.
+    dB and dC: the program's sums (SCATTER: a reduce-scatter, each lane a share; else a butterfly, every lane
+    all of them) added atomically into (b, g, N, L) float32, one per group.
     """
     pid_b = tl.program_id(1).to(tl.int64)
     pid_d = tl.program_id(0).to(tl.int64)
@@ -543,7 +674,14 @@ def _bwd_seq_kernel(
     B_p = B_ptr + pid_b * sB_b + grp * sB_g + n * sB_n + offs_k * sB_l + offs_d * 0  # (K, BD, P, E)
     C_p = C_ptr + pid_b * sC_b + grp * sC_g + n * sC_n + offs_k * sC_l + offs_d * 0
     s_p = (pid_b * dim + offs_d) * N  # (1, BD, 1, 1)
-    part_p = (pid_b * n_dblocks + pid_d) * N * L + n * L + offs_k  # (K, 1, P, E): dB, dC partials
+    red_base = (pid_b * (dim // dim_per_group) + grp) * N * L  # dB, dC: the group's (N, L) sums, (b, g, N, L)
+    part_p = red_base + n * L + offs_k  # (K, 1, P, E)
+    if SCATTER:  # dB, dC summed over the channels by a reduce-scatter: lane c keeps K·E/BLOCK_D of the sums
+        c3 = tl.arange(0, BLOCK_D)[:, None, None]  # (BD, 1, 1): the channel, across lanes
+        f = _scatter_positions(c3, BLOCK_D, K * E)  # (BD, 1, K·E/BD): f = k·E + e of the sums lane c keeps
+        sc_k = f // E
+        sc_n = tl.arange(0, LANES)[None, :, None] * E + f % E  # (BD, P, K·E/BD)
+        sc_p = red_base + sc_n * L + sc_k  # (BD, P, K·E/BD): where those sums go in (b, g, N, L)
     A = tl.load(A_ptr + offs_d * sA_d + n * sA_n, mask=mask_d & mask_n, other=0.0).to(tl.float32)  # (1, BD, P, E)
     A2 = A * 1.4426950408889634
     NEG0 = tl.full((1, 1, 1, 1), -2147483648, tl.int32).to(tl.float32, bitcast=True)  # -0.0
@@ -599,8 +737,21 @@ def _bwd_seq_kernel(
             G = tl.where(sel, g, G)
             g *= _exp2(_at(dt, sel, NEG0) * A2, FAST_EXP2)  # a_t·g_t, for step t − 1
         # every gradient of the block from the tiles
-        tl.store(dC_ptr + part_p + t0, tl.sum(H * dy, axis=1, keep_dims=True), mask=m_k & mask_n)  # Σ_d
-        tl.store(dB_ptr + part_p + t0, tl.sum(G * dtu, axis=1, keep_dims=True), mask=m_k & mask_n)
+        if SCATTER:  # Σ_d: (K, BD, P, E) → (BD, P, K·E) → (BD, P, K·E/BD)
+            dC_b = _sum_scatter(tl.reshape(tl.permute(H * dy, (1, 2, 0, 3)), (BLOCK_D, LANES, K * E)), c3)
+            dB_b = _sum_scatter(tl.reshape(tl.permute(G * dtu, (1, 2, 0, 3)), (BLOCK_D, LANES, K * E)), c3)
+            if FULL:
+                tl.atomic_add(dC_ptr + sc_p + t0, dC_b, sem="relaxed")
+                tl.atomic_add(dB_ptr + sc_p + t0, dB_b, sem="relaxed")
+            else:
+                m_sc = (sc_n < N) & (t0 + sc_k < L)
+                tl.atomic_add(dC_ptr + sc_p + t0, dC_b, mask=m_sc, sem="relaxed")
+                tl.atomic_add(dB_ptr + sc_p + t0, dB_b, mask=m_sc, sem="relaxed")
+        else:  # Σ_d: (K, BD, P, E) → (K, 1, P, E), every lane of the channel axis with every sum (butterfly)
+            tl.atomic_add(dC_ptr + part_p + t0, tl.sum(H * dy, axis=1, keep_dims=True), mask=m_k & mask_n,
+                          sem="relaxed")
+            tl.atomic_add(dB_ptr + part_p + t0, tl.sum(G * dtu, axis=1, keep_dims=True), mask=m_k & mask_n,
+                          sem="relaxed")
         gah = G * (H - dtu * B_blk)  # g_t·a_t·h_{t-1}  (K, BD, P, E)
         dA_acc += tl.sum(gah * dt, axis=0, keep_dims=True)
         gB = tl.sum(G * B_blk, axis=3, keep_dims=True)  # (K, BD, P, 1): Σ over the lane's entries

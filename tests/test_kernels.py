@@ -6,8 +6,11 @@ import os
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 
 import mamba_edu
+from mamba_edu.kernels.selective_scan_fused import _scatter_positions, _sum_scatter
 from mamba_edu.selective import selective_scan_ref
 
 TRITON_IMPLS = ["triton_simple", "triton_scan", "fused"]
@@ -16,6 +19,19 @@ DEVICE = "cuda" if ON_GPU else "cpu"
 pytestmark = pytest.mark.skipif(not ON_GPU and os.environ.get("TRITON_INTERPRET") != "1",
                                 reason="Triton kernels need a GPU or TRITON_INTERPRET=1")
 TOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 3e-3}
+
+
+@triton.jit
+def _sum_scatter_kernel(x_ptr, out_ptr, R: tl.constexpr, Q: tl.constexpr, S: tl.constexpr):
+    """`_sum_scatter` on an (R, Q, S) tile: stores the sums each row keeps and their positions."""
+    c = tl.arange(0, R)[:, None, None]
+    q = tl.arange(0, Q)[None, :, None]
+    j = tl.arange(0, S // R)[None, None, :]
+    x = tl.load(x_ptr + (c * Q + q) * S + tl.arange(0, S)[None, None, :])  # (R, Q, S)
+    y = _sum_scatter(x, c)  # (R, Q, S/R)
+    f = _scatter_positions(c, R, S) + q * 0  # (R, Q, S/R)
+    tl.store(out_ptr + (c * Q + q) * (S // R) + j, y)
+    tl.store(out_ptr + R * Q * (S // R) + (c * Q + q) * (S // R) + j, f.to(tl.float32))
 
 
 def _inputs(b, d, l, n, g, dtype, seed, device=DEVICE):
@@ -109,7 +125,7 @@ def test_fused_seq_whole_blocks_load_without_masks(lanes, l, d, monkeypatch):
     class Spy:
         def __getitem__(self, grid):
             def launch(*args, **kw):
-                launched.append(kw["FULL"])
+                launched.append((kw["FULL"], kw["PAIRS"]))
                 return kernel[grid](*args, **kw)
             return launch
 
@@ -122,8 +138,80 @@ def test_fused_seq_whole_blocks_load_without_masks(lanes, l, d, monkeypatch):
                                        return_last_state=True)
     out, last = mamba_edu.selective_scan(**x, delta_softplus=True, return_last_state=True, impl="fused")
     k = 4 if lanes == 1 else 8  # 16-byte bf16 loads, but at most 64 values of B per lane: K·E <= 64
-    assert launched == [l % k == 0 and d % (4 // lanes) == 0]
+    full = l % k == 0 and d % (4 // lanes) == 0
+    assert launched == [(full, full)]  # bf16 B and C in whole blocks: read as pairs of steps
     assert _rel(out, ref) < TOL[torch.bfloat16] and _rel(last, last_ref) < 1e-5
+
+
+def test_fused_seq_reads_bf16_pairs_only_where_it_may(monkeypatch):
+    # B and C as 32-bit words of two steps: bf16, whole blocks, rows contiguous in time at even offsets
+    from mamba_edu.kernels import fused_op
+    x = _inputs(2, 8, 32, 16, None, torch.bfloat16, seed=5)
+    B4 = x["B"].unsqueeze(1)  # (b, g, n, l), as fused_op sees it
+    assert fused_op._bf16_pairs(B4, B4, True)
+    assert not fused_op._bf16_pairs(B4, B4, False)  # masked blocks
+    assert not fused_op._bf16_pairs(B4.half(), B4.half(), True)
+    odd = torch.zeros(2, 16, 33, dtype=torch.bfloat16, device=DEVICE)[..., 1:].unsqueeze(1)  # starts 2 bytes in
+    assert not fused_op._bf16_pairs(odd, B4, True)
+    monkeypatch.setitem(fused_op.OVERRIDE, "KERNEL", "seq")
+    monkeypatch.setitem(fused_op.OVERRIDE, "LANES", 2)
+    pairs = mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")
+    monkeypatch.setitem(fused_op.OVERRIDE, "PAIRS", False)
+    one_by_one = mamba_edu.selective_scan(**x, delta_softplus=True, impl="fused")
+    assert torch.equal(pairs, one_by_one)  # the same float32 values of B and C, the same arithmetic
+
+
+@pytest.mark.parametrize("lanes,n", [(2, 8), (4, 16), (4, 13)])
+def test_fused_seq_lanes_share_the_gate(lanes, n, monkeypatch):
+    # SHARE: a channel's lanes reduce-scatter y and each gates and stores its own K/LANES steps (with at
+    # most 4 state entries per lane, `fused_op.seq_shares_the_gate`); the same outputs as every lane doing all
+    from mamba_edu.kernels import fused_op
+    assert fused_op.seq_shares_the_gate(lanes, n // lanes) == (n // lanes <= 4)
+    monkeypatch.setitem(fused_op.OVERRIDE, "KERNEL", "seq")
+    monkeypatch.setitem(fused_op.OVERRIDE, "LANES", lanes)
+    monkeypatch.setitem(fused_op.OVERRIDE, "BLOCK_D", 2)
+    x = _inputs(2, 4, 21, n, None, torch.float32, seed=n)
+    ref, last_ref = selective_scan_ref(**{k: v.double() for k, v in x.items()}, delta_softplus=True,
+                                       return_last_state=True)
+    outs = []
+    for share in (True, False):
+        monkeypatch.setitem(fused_op.OVERRIDE, "SHARE", share)
+        out, last = mamba_edu.selective_scan(**x, delta_softplus=True, return_last_state=True, impl="fused")
+        assert _rel(out, ref) < 1e-5 and _rel(last, last_ref) < 1e-5
+        outs.append(out)
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 4, 8])
+def test_sum_scatter_leaves_each_lane_its_share_of_the_sums(rows):
+    # the seq backward's reduce-scatter over a program's channels: row c ends with S/R of the sums
+    q, s = 2, 16
+    x = torch.randn(rows, q, s, device=DEVICE)
+    out = torch.empty(2 * rows * q * (s // rows), device=DEVICE)
+    _sum_scatter_kernel[(1,)](x, out, rows, q, s, num_warps=1)
+    sums, pos = out[:out.numel() // 2].view(rows, q, s // rows), out[out.numel() // 2:].view(rows, q, s // rows).long()
+    assert sorted(pos[:, 0].flatten().tolist()) == list(range(s))  # every sum kept by exactly one row
+    torch.testing.assert_close(sums, x.sum(0)[None].expand(rows, q, s).gather(2, pos), rtol=1e-6, atol=1e-6)
+
+
+def test_fused_seq_backward_butterfly_and_reduce_scatter_agree(monkeypatch):
+    from mamba_edu.kernels import fused_op
+    monkeypatch.setitem(fused_op.OVERRIDE, "KERNEL", "seq")
+    x = _inputs(1, 8, 24, 16, None, torch.float32, seed=11)
+    grads = []
+    for scatter in (True, False):
+        monkeypatch.setitem(fused_op.OVERRIDE_BWD, "SCATTER", scatter)
+        xf = {k: v.clone().requires_grad_() for k, v in x.items()}
+        out = mamba_edu.selective_scan(**xf, delta_softplus=True, impl="fused")
+        out.pow(2).sum().backward()
+        grads.append({k: v.grad for k, v in xf.items()})
+    monkeypatch.delitem(fused_op.OVERRIDE_BWD, "SCATTER")
+    cfg = lambda: fused_op.config(1, 8, 24, 16, 1, torch.device(DEVICE), 4, training=True, backward=True)  # noqa: E731
+    assert cfg()["SCATTER"]  # the default: 8 channels of a warp, 16 values per lane
+    monkeypatch.setitem(fused_op.OVERRIDE_BWD, "num_warps", 2)
+    assert not cfg()["SCATTER"]  # channels across warps: no shuffles between them
+    for k in x:
+        torch.testing.assert_close(grads[0][k], grads[1][k], rtol=1e-5, atol=1e-6)
 
 
 def test_fused_forward_choice_follows_the_measured_rule():
