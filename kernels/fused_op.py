@@ -56,18 +56,17 @@ def bwd_seq_block(n: int) -> tuple[int, int]:
 
 
 def seq_fits(n: int, itemsize: int, lanes: int = 1) -> bool:
-    """The seq forward holds at most 32 state entries per lane, and its lanes share out K >= LANES steps."""
-    k, e = seq_block(n, itemsize, lanes)
-    return e <= 32 and k >= lanes
+    """The seq forward holds at most 32 state entries per lane."""
+    return seq_block(n, itemsize, lanes)[1] <= 32
 
 
-def seq_shares_the_gate(lanes: int, e: int) -> bool:
+def seq_shares_the_gate(lanes: int, e: int, k: int) -> bool:
     """Whether the LANES lanes of a channel share out y's sum, the D skip and the gate (SHARE: each
-    finishes K/LANES of the K steps, where each would repeat all K): with at most 4 state entries per
+    finishes K/LANES >= 1 of the K steps, where each would repeat all K): with at most 4 state entries per
     lane, where that repeated work is the largest part of a lane's (H100, 8 × 1536 × 2048 × 16, 4 lanes:
     0.299 ms against 0.308). With 8 entries it needs more registers (168 → 251) and is slower
     (8 × 4096, 2 lanes: 0.728 against 0.618 ms)."""
-    return lanes > 1 and e <= 4
+    return 1 < lanes <= k and e <= 4
 
 
 def seq_lanes(b: int, d: int, sms: int) -> int:
@@ -125,7 +124,7 @@ def config(b: int, d: int, l: int, n: int, g: int, device: torch.device, itemsiz
         fwd = dict(KERNEL="lscan", BLOCK_D=1, BLOCK_L=fwd["BLOCK_L"], num_warps=max(1, fwd["BLOCK_L"] // 512))
     if fwd["KERNEL"] == "seq":
         fwd["K"], fwd["E"] = seq_block(n, itemsize, fwd["LANES"])
-        fwd.setdefault("SHARE", seq_shares_the_gate(fwd["LANES"], fwd["E"]))
+        fwd.setdefault("SHARE", seq_shares_the_gate(fwd["LANES"], fwd["E"], fwd["K"]))
     if fwd["KERNEL"] == "seq" and bn <= SEQ_BWD_MAX_N:
         if training:  # a checkpoint before every K-step block: the seq backward recomputes one block at a time
             fwd["BLOCK_L"] = fwd["K"]

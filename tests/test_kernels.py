@@ -166,7 +166,8 @@ def test_fused_seq_lanes_share_the_gate(lanes, n, monkeypatch):
     # SHARE: a channel's lanes reduce-scatter y and each gates and stores its own K/LANES steps (with at
     # most 4 state entries per lane, `fused_op.seq_shares_the_gate`); the same outputs as every lane doing all
     from mamba_edu.kernels import fused_op
-    assert fused_op.seq_shares_the_gate(lanes, n // lanes) == (n // lanes <= 4)
+    assert fused_op.seq_shares_the_gate(lanes, -(-n // lanes), 4) == (n <= 4 * lanes)  # fp32: K = 4 steps
+    assert not fused_op.seq_shares_the_gate(8, 2, 4)  # fewer steps than lanes: nothing to share out
     monkeypatch.setitem(fused_op.OVERRIDE, "KERNEL", "seq")
     monkeypatch.setitem(fused_op.OVERRIDE, "LANES", lanes)
     monkeypatch.setitem(fused_op.OVERRIDE, "BLOCK_D", 2)
