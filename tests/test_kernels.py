@@ -394,20 +394,23 @@ def test_gpu_every_fused_forward_at_real_sizes(dtype, cfg):
 
 
 @pytest.mark.gpu
-def test_gpu_seq_and_lscan_backwards_agree_on_every_gradient():
+@pytest.mark.parametrize("seq_bwd", [{}, dict(SCATTER=False)], ids=["reduce-scatter", "butterfly"])
+def test_gpu_seq_and_lscan_backwards_agree_on_every_gradient(seq_bwd):
     """At a real size, all eight gradients (dB, dC, dA, dD, d(delta_bias) are sums over every channel,
-    which the float64 reference on a slice cannot check) from the two independent backwards."""
+    which the float64 reference on a slice cannot check) from the two independent backwards; the seq
+    backward with dB, dC summed over its channels by a reduce-scatter (its default) or a butterfly."""
     from mamba_edu.kernels import fused_op
     x = _inputs(2, 1536, 2048, 16, 2, torch.float32, seed=12)  # float32 gradients: no rounding to bf16
     grads = []
     for kind in ("seq", "lscan"):
         fused_op.OVERRIDE.update(KERNEL=kind)
+        fused_op.OVERRIDE_BWD.update(seq_bwd if kind == "seq" else {})
         try:
             xf = {k: v.clone().requires_grad_() for k, v in x.items()}
             out = mamba_edu.selective_scan(**xf, delta_softplus=True, impl="fused")
             out.backward(torch.ones_like(out))
         finally:
-            fused_op.OVERRIDE.clear()
+            fused_op.OVERRIDE.clear(), fused_op.OVERRIDE_BWD.clear()
         grads.append({k: v.grad for k, v in xf.items()})
     rel = {k: _rel(grads[0][k], grads[1][k]) for k in x}
     assert max(rel.values()) < 1e-4, rel
