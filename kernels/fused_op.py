@@ -273,7 +273,7 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     cfg.pop("BLOCK_L")
     if kind == "seq":
         cfg.pop("BLOCK_N")
-        _bwd_seq_kernel[grid](*args, pre_arg, *grads, d, l, n, d // g, n_chunks, n_dblocks, *common, **flags,
+        _bwd_seq_kernel[grid](*args, pre_arg, *grads, d, l, n, d // g, n_chunks, *common, **flags,
                               FAST_EXP2=u.is_cuda, FULL=_whole_blocks(d, l, n, cfg), **cfg)
     else:
         carry = torch.empty(2, b, d, n, **f32)  # ∂loss/∂h at chunk starts: read one half, write the other

@@ -178,7 +178,6 @@ def _scatter_positions(c, R: tl.constexpr, S: tl.constexpr):
     return f
 
 
-
 # ----------------------------------------------------------------------------------------------
 # Forward
 # ----------------------------------------------------------------------------------------------
@@ -273,16 +272,29 @@ def _fwd_seq_kernel(
     grp = (pid_d * BLOCK_D) // dim_per_group
     one_lane = offs_p == 0  # (1, 1, P, 1): the lane that stores a channel's outputs
 
-    if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD, 1, 1)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD, 1, 1)
     rows = offs_k + offs_p * 0  # (K, 1, P, 1): every lane of a channel reads its K steps
     u_p = u_ptr + pid_b * su_b + offs_d * su_d + rows * su_l  # (K, BD, P, 1)
     dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d + rows * sdt_l
-    z_p = z_ptr + pid_b * sz_b + offs_d * sz_d + rows * sz_l
-    o_p = out_ptr + pid_b * so_b + offs_d * so_d + rows * so_l
-    p_p = pre_ptr + (pid_b * dim + offs_d) * L + rows
+    # what finishes y (the D skip, the gate) and where it goes
+    if SHARE:  # shared out: lane part p finishes S = K/P of the K steps, (BD, P, S) tiles
+        p3 = tl.arange(0, LANES)[:, None, None]  # (P, 1, 1)
+        d_s = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[:, None, None]  # (BD, 1, 1)
+        f_s = tl.permute(_scatter_positions(p3, LANES, K), (1, 0, 2))  # (1, P, S): the lane's steps
+        mask_ds = d_s < dim
+        us_p = u_ptr + pid_b * su_b + d_s * su_d + f_s * su_l  # (BD, P, S)
+        z_p = z_ptr + pid_b * sz_b + d_s * sz_d + f_s * sz_l
+        o_p = out_ptr + pid_b * so_b + d_s * so_d + f_s * so_l
+        p_p = pre_ptr + (pid_b * dim + d_s) * L + f_s
+        if HAS_D:
+            Dv = tl.load(D_ptr + d_s, mask=mask_ds, other=0.0).to(tl.float32)  # (BD, 1, 1)
+    else:  # by every lane of a channel, for all K steps; one of them stores
+        z_p = z_ptr + pid_b * sz_b + offs_d * sz_d + rows * sz_l  # (K, BD, P, 1)
+        o_p = out_ptr + pid_b * so_b + offs_d * so_d + rows * so_l
+        p_p = pre_ptr + (pid_b * dim + offs_d) * L + rows
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)  # (1, BD, 1, 1)
     # (K, BD, P, E): K steps of the lane's entries of B and C, the same for every channel of the group;
     # PAIRS (bf16 B and C, rows contiguous in time at even offsets): (K/2, BD, P, E) words of two steps
     if PAIRS:
@@ -296,20 +308,6 @@ def _fwd_seq_kernel(
         B_p = B_ptr + pid_b * sB_b + grp * sB_g + n * sB_n + offs_k * sB_l + offs_d * 0
         C_p = C_ptr + pid_b * sC_b + grp * sC_g + n * sC_n + offs_k * sC_l + offs_d * 0
     s_p = (pid_b * dim + offs_d) * N  # (1, BD, 1, 1): (b, d) offset of a (…, N) state tensor
-    if SHARE:  # y's sum, the D skip and the gate shared out: lane part p finishes S = K/P of the K steps
-        p3 = tl.arange(0, LANES)[:, None, None]  # (P, 1, 1)
-        d_s = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)[:, None, None]  # (BD, 1, 1)
-        f_s = tl.permute(_scatter_positions(p3, LANES, K), (1, 0, 2))  # (1, P, S): the lane's steps
-        mask_ds = d_s < dim
-        us_p = u_ptr + pid_b * su_b + d_s * su_d + f_s * su_l  # (BD, P, S)
-        zs_p = z_ptr + pid_b * sz_b + d_s * sz_d + f_s * sz_l
-        o_p = out_ptr + pid_b * so_b + d_s * so_d + f_s * so_l
-        p_p = pre_ptr + (pid_b * dim + d_s) * L + f_s
-        if HAS_D:
-            Dv = tl.load(D_ptr + d_s, mask=mask_ds, other=0.0).to(tl.float32)  # (BD, 1, 1)
-        us_nx = _load(us_p, (f_s < L) & mask_ds, FULL)
-        if HAS_Z:
-            zs_nx = _load(zs_p, (f_s < L) & mask_ds, FULL)
     A2 = tl.load(A_ptr + offs_d * sA_d + n * sA_n, mask=mask_d & mask_n, other=0.0) * 1.4426950408889634
     h = tl.zeros((1, BLOCK_D, LANES, E), dtype=tl.float32)  # the state, in registers for the whole sequence
     NEG0 = tl.full((1, 1, 1, 1), -2147483648, tl.int32).to(tl.float32, bitcast=True)  # -0.0
@@ -318,7 +316,11 @@ def _fwd_seq_kernel(
     m_k = offs_k < L  # (K, 1, 1, 1)
     u_nx = _load(u_p, m_k & mask_d, FULL)
     dt_nx = _load(dt_p, m_k & mask_d, FULL)
-    if HAS_Z and not SHARE:
+    if SHARE:
+        us_nx = _load(us_p, (f_s < L) & mask_ds, FULL)
+        if HAS_Z:
+            z_nx = _load(z_p, (f_s < L) & mask_ds, FULL)
+    elif HAS_Z:
         z_nx = _load(z_p, m_k & mask_d, FULL)
     B_nx = _load(B_p, m_k & mask_n, FULL)
     C_nx = _load(C_p, m_k & mask_n, FULL)
@@ -338,8 +340,8 @@ def _fwd_seq_kernel(
             m_o = (t0 + f_s < L) & mask_ds
             us_nx = _load(us_p + t_nx * su_l, (t_nx + f_s < L) & mask_ds, FULL)
             if HAS_Z:
-                z = zs_nx.to(tl.float32)
-                zs_nx = _load(zs_p + t_nx * sz_l, (t_nx + f_s < L) & mask_ds, FULL)
+                z = z_nx.to(tl.float32)
+                z_nx = _load(z_p + t_nx * sz_l, (t_nx + f_s < L) & mask_ds, FULL)
         else:
             u_o = u
             m_o = m_kd & one_lane  # one lane per channel stores
@@ -624,7 +626,7 @@ def _bwd_lscan_kernel(
 def _bwd_seq_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, dlast_ptr, ckpt_ptr, pre_ptr,
     du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    dim, L, N, dim_per_group, n_chunks, n_dblocks,
+    dim, L, N, dim_per_group, n_chunks,
     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
     sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
     sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
