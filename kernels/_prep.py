@@ -25,11 +25,37 @@ def next_pow2(x: int) -> int:
     return 1 << max(0, (int(x) - 1).bit_length())
 
 
+def _release(version: str) -> tuple[int, int]:
+    """"3.6.0" → (3, 6)."""
+    major, minor = (version.split(".") + ["0"])[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def interpreter_problem() -> str | None:
+    """Why Triton's interpreter cannot run the kernels with the installed NumPy, or None.
+
+    Triton 3.6's interpreter runs `range(0, N)` over a scalar argument by calling int() on a
+    one-element array, which NumPy 2.4 refuses ("only 0-dimensional arrays can be converted to
+    Python scalars"); Triton 3.7 and later run with NumPy 2.3 and 2.4 alike.
+    """
+    import numpy
+    import triton
+
+    if _release(triton.__version__) < (3, 7) and _release(numpy.__version__) >= (2, 4):
+        return (f"Triton {triton.__version__}'s interpreter cannot run with NumPy {numpy.__version__}: "
+                "install numpy<2.4 or triton>=3.7")
+    return None
+
+
 def check_can_launch(func: str, u: torch.Tensor) -> None:
-    """A Triton kernel runs on a CUDA tensor, or on a CPU tensor under TRITON_INTERPRET=1."""
+    """A Triton kernel runs on a CUDA tensor, or on a CPU tensor under TRITON_INTERPRET=1 (with a NumPy
+    that the installed Triton's interpreter works with)."""
     if u.device.type == "cuda":
         return
     if u.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1":
+        problem = interpreter_problem()
+        if problem:
+            raise RuntimeError(f"{func}: {problem}.")
         return
     fail(func, "u", "a CUDA tensor (or a CPU tensor with TRITON_INTERPRET=1 set before Python starts)",
          f"a tensor on {u.device}")
