@@ -21,15 +21,15 @@ for part in $parts; do
   t0=$(date +%s)
   case $part in
     tests)
-      timeout 300 python3 -m pytest -m gpu -q -p no:cacheprovider tests/ > "$out/gpu_tests.log" 2>&1
+      timeout ${TESTS_TIMEOUT:-300} python3 -m pytest -m gpu -q -p no:cacheprovider tests/ > "$out/gpu_tests.log" 2>&1
       summary+=("tests: $(tail -1 "$out/gpu_tests.log") ($(( $(date +%s) - t0 )) s)") ;;
     bench)
       type wait_official >/dev/null 2>&1 && wait_official
-      timeout 420 mamba-edu bench --preset full --out "$out/h100.json" --quiet > "$out/bench.log" 2>&1
+      timeout ${BENCH_TIMEOUT:-420} mamba-edu bench --preset full --out "$out/h100.json" --quiet > "$out/bench.log" 2>&1
       python3 benchmarks/ratios.py "$out/h100.json" > "$out/ratios.txt" 2>&1
       summary+=("bench: rc $? ($(( $(date +%s) - t0 )) s)"); cat "$out/ratios.txt" ;;
     branches)
-      timeout 540 python3 benchmarks/gpu_branches.py --out "$out/gpu_branches.json" > "$out/branches.log" 2>&1
+      timeout ${BRANCHES_TIMEOUT:-540} python3 benchmarks/gpu_branches.py --out "$out/gpu_branches.json" > "$out/branches.log" 2>&1
       summary+=("branches: $(tail -1 "$out/branches.log") ($(( $(date +%s) - t0 )) s)"); cat "$out/branches.log" | grep -v WARNING | tail -25 ;;
   esac
 done
