@@ -10,6 +10,7 @@ Glossary (as in `mamba_edu.selective`)
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -31,6 +32,7 @@ def _release(version: str) -> tuple[int, int]:
     return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
 
 
+@functools.cache
 def interpreter_problem() -> str | None:
     """Why Triton's interpreter cannot run the kernels with the installed NumPy, or None.
 
