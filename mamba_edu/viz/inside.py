@@ -1,0 +1,187 @@
+"""Figures of a Mamba language model reading a text (the app's Inside Mamba page).
+
+Builders
+    token_strip        the text as a strip of byte tokens, wrapped like text, coloured by a value per
+                       token (how surprised the model was, Δ); the chosen token outlined; clickable
+    block_flow         one Mamba block's data flow for one token, stage by stage, each stage drawn as
+                       the actual vector (or channel × state matrix) it computes
+    state_update       h_{s−1} ⊙ Ā_s + write_s = h_s, four heatmaps (channels × state entries)
+    delta_by_channel   Δ of every channel at the chosen token, against its median over the text
+    kept_over_time     how much of what the chosen token wrote is still in the state, per layer
+    next_token_bars    the k most likely next bytes and their probabilities
+    memory_by_position the bytes a decoder holds: the KV cache grows with the position, the state does not
+
+Every builder takes numbers computed by the library (`mamba_edu.probe`) and returns a go.Figure.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from ._style import COLORS, DIVERGING, SEQUENTIAL, style
+from .cost import human_bytes
+
+
+def _np(v) -> list:
+    v = torch.as_tensor(v).detach().cpu().double()
+    return v.tolist()
+
+
+def token_strip(labels: Sequence[str], values, selected: int | None = None, *, per_row: int = 40,
+                color_title: str = "", title: str | None = None, hover: Sequence[str] | None = None,
+                colorscale: str = SEQUENTIAL) -> go.Figure:
+    """The tokens as squares in rows of `per_row` (like lines of text), labelled with their text and
+    coloured by `values` (T,) (NaN: grey); `selected` outlined. Point i of trace 0 is token i, so a
+    click (Streamlit's `on_select`) names the token."""
+    T = len(labels)
+    vals = _np(values)
+    if len(vals) != T:
+        raise ValueError(f"token_strip: argument 'values' must have one value per label ({T}); got {len(vals)}.")
+    rows = max(1, math.ceil(T / per_row))
+    x = [i % per_row for i in range(T)]
+    y = [i // per_row for i in range(T)]
+    finite = [v for v in vals if not math.isnan(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    colors = [v if not math.isnan(v) else None for v in vals]
+    text = [f"#{i} {lab!r}: {v:.3g}" for i, (lab, v) in enumerate(zip(labels, vals))] if hover is None else list(hover)
+    fig = go.Figure(go.Scatter(
+        x=x, y=y, mode="markers+text", text=list(labels), textfont=dict(size=13, color="#111827"),
+        hovertext=text, hoverinfo="text", customdata=list(range(T)), name="tokens", showlegend=False,
+        marker=dict(symbol="square", size=24, color=colors, colorscale=colorscale, cmin=lo, cmax=hi if hi > lo else lo + 1,
+                    line=dict(width=0.5, color="#d1d5db"),
+                    colorbar=dict(title=color_title, thickness=12, len=max(0.5, min(1.0, 0.35 * rows))))))
+    if selected is not None and 0 <= selected < T:
+        fig.add_trace(go.Scatter(x=[x[selected]], y=[y[selected]], mode="markers", hoverinfo="skip",
+                                 marker=dict(symbol="square-open", size=30, color="#111827", line=dict(width=3)),
+                                 name="chosen token", showlegend=False))
+    style(fig, title, height=70 + 30 * rows + (40 if title else 0))
+    fig.update_layout(margin=dict(l=10, r=10, t=40 if title else 10, b=10), dragmode=False, clickmode="event+select")
+    fig.update_xaxes(visible=False, range=[-0.7, per_row - 0.3], fixedrange=True)
+    fig.update_yaxes(visible=False, range=[rows - 0.4, -0.6], fixedrange=True)
+    return fig
+
+
+def _panel(values: torch.Tensor, signed: bool):
+    """A stage's values as a heatmap: a vector (m,) as one column, a matrix (m, k) as it is."""
+    v = torch.as_tensor(values).detach().cpu().double()
+    z = v[:, None] if v.dim() == 1 else v
+    zmax = float(z.abs().max()) or 1.0
+    kw = dict(colorscale=DIVERGING, zmid=0, zmin=-zmax, zmax=zmax) if signed else dict(colorscale=SEQUENTIAL)
+    return go.Heatmap(z=z.tolist(), showscale=False, hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra></extra>", **kw)
+
+
+def block_flow(stages: Sequence[Mapping], *, title: str | None = None, per_row: int = 7, height: int = 620) -> go.Figure:
+    """One block's data flow for one token: `stages` is a list of {"name", "op", "values" (a vector
+    (m,) or a channel × state matrix (m, k)), "signed"}; each is drawn as a heatmap (rows: channels),
+    in order, left to right and then on the next row, with arrows between them."""
+    n = len(stages)
+    if n == 0:
+        raise ValueError("block_flow: argument 'stages' must hold at least one stage; got none.")
+    rows = math.ceil(n / per_row)
+    names = [f"<b>{i + 1}. {s['name']}</b><br><sub>{s['op']}</sub>" for i, s in enumerate(stages)]
+    widths = [1.0] * per_row
+    fig = make_subplots(rows=rows, cols=per_row, subplot_titles=names, horizontal_spacing=0.045,
+                        vertical_spacing=0.16, column_widths=widths)
+    for i, s in enumerate(stages):
+        fig.add_trace(_panel(s["values"], s.get("signed", True)), row=i // per_row + 1, col=i % per_row + 1)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, fixedrange=True)
+    fig.update_yaxes(autorange="reversed", showgrid=False, zeroline=False, fixedrange=True, tickfont=dict(size=9))
+    style(fig, title, height=height)
+    fig.update_annotations(font=dict(size=11))
+    # arrows between consecutive panels (paper coordinates of each panel's domain)
+    for i in range(n - 1):
+        a, b = fig.get_subplot(i // per_row + 1, i % per_row + 1), fig.get_subplot((i + 1) // per_row + 1, (i + 1) % per_row + 1)
+        if (i + 1) % per_row:  # same row: an arrow from the right edge of one panel to the left edge of the next
+            y = sum(a.yaxis.domain) / 2
+            fig.add_annotation(x=b.xaxis.domain[0], y=y, ax=a.xaxis.domain[1], ay=y, xref="paper", yref="paper",
+                               axref="paper", ayref="paper", showarrow=True, arrowhead=2, arrowwidth=2, arrowcolor="#6b7280", text="")
+        else:  # row break: the arrow goes down to the next row's first panel
+            fig.add_annotation(x=b.xaxis.domain[0], y=b.yaxis.domain[1] + 0.07, ax=a.xaxis.domain[1], ay=a.yaxis.domain[0] - 0.02,
+                               xref="paper", yref="paper", axref="paper", ayref="paper", showarrow=True, arrowhead=2,
+                               arrowwidth=2, arrowcolor="#6b7280", text="")
+    return fig
+
+
+def state_update(before, decay, write, after, *, title: str | None = None, height: int = 360) -> go.Figure:
+    """h_{s−1} ⊙ Ā_s + write_s = h_s: four (channels, state entries) matrices side by side, entries on
+    the rows (n) and channels along x (e); one diverging scale for the three states/writes."""
+    mats = [torch.as_tensor(m).detach().cpu().double() for m in (before, decay, write, after)]
+    zmax = max(float(m.abs().max()) for m in (mats[0], mats[2], mats[3])) or 1.0
+    fig = make_subplots(rows=1, cols=4, horizontal_spacing=0.06,
+                        subplot_titles=["state before h<sub>s−1</sub>", "⊙ decay Ā<sub>s</sub> = exp(Δ<sub>s</sub>A)",
+                                        "+ write Δ<sub>s</sub>·B<sub>s</sub>·u<sub>s</sub>", "= state after h<sub>s</sub>"])
+    for i, m in enumerate(mats):
+        kw = (dict(colorscale=SEQUENTIAL, zmin=0, zmax=1, colorbar=dict(title="Ā", x=0.5, len=0.4, y=-0.25, orientation="h", thickness=10))
+              if i == 1 else dict(colorscale=DIVERGING, zmid=0, zmin=-zmax, zmax=zmax, showscale=i == 3,
+                                  colorbar=dict(title="h", thickness=10)))
+        fig.add_trace(go.Heatmap(z=m.T.tolist(), hovertemplate="channel %{x}, entry %{y}: %{z:.4g}<extra></extra>", **kw),
+                      row=1, col=i + 1)
+    style(fig, title, height=height)
+    fig.update_xaxes(title_text="channel", fixedrange=True)
+    fig.update_yaxes(title_text="state entry n", row=1, col=1)
+    fig.update_yaxes(fixedrange=True)
+    return fig
+
+
+def delta_by_channel(delta, typical, *, title: str | None = None, height: int = 320) -> go.Figure:
+    """Δ of every channel at the chosen token (bars) and each channel's median Δ over the text (a line),
+    on a log scale: above the line the token is taken in more than usual (the state forgets faster)."""
+    d, m = _np(delta), _np(typical)
+    ch = list(range(len(d)))
+    fig = go.Figure([go.Bar(x=ch, y=d, name="Δ at this token", marker_color=COLORS[0]),
+                     go.Scatter(x=ch, y=m, name="median Δ over the text", mode="lines", line=dict(color=COLORS[1], width=1.5))])
+    style(fig, title, x="channel", y="Δ (log scale)", height=height)
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def kept_over_time(kept: Mapping[str, tuple], *, title: str | None = None, height: int = 320) -> go.Figure:
+    """{layer: (positions, fraction)}: ‖Π Ā · write_s‖ / ‖write_s‖ at each later position t."""
+    fig = go.Figure()
+    for i, (name, (pos, frac)) in enumerate(kept.items()):
+        fig.add_trace(go.Scatter(x=_np(pos), y=_np(frac), name=name, mode="lines+markers", marker=dict(size=4),
+                                 line=dict(color=COLORS[i % len(COLORS)])))
+    style(fig, title, x="position t (bytes read)", y="fraction of the write still in h_t", height=height)
+    fig.update_yaxes(range=[0, 1.05])
+    return fig
+
+
+def next_token_bars(labels: Sequence[str], probs, actual: str | None = None, *, title: str | None = None,
+                    height: int = 300) -> go.Figure:
+    """The most likely next tokens (most likely on top), the one that actually came next in red."""
+    p = _np(probs)
+    colors = [COLORS[1] if actual is not None and lab == actual else COLORS[0] for lab in labels]
+    ylab = [f"{i + 1}. {lab}" for i, lab in enumerate(labels)]
+    fig = go.Figure(go.Bar(x=p, y=ylab, orientation="h", marker_color=colors, text=[f"{v:.1%}" for v in p],
+                           textposition="auto", hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+    style(fig, title, x="probability", height=height)
+    fig.update_yaxes(autorange="reversed", fixedrange=True)
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", fixedrange=True)
+    return fig
+
+
+def memory_by_position(positions, series: Mapping[str, Sequence[float]], now: int, *, title: str | None = None,
+                       height: int = 320) -> go.Figure:
+    """Bytes held after each position for each model (lines), with the current position marked."""
+    x = _np(positions)
+    fig = go.Figure()
+    top = 1.0
+    for i, (name, ys) in enumerate(series.items()):
+        y = _np(ys)
+        top = max(top, max(y))
+        at = min(range(len(x)), key=lambda k: abs(x[k] - now))
+        fig.add_trace(go.Scatter(x=x, y=y, name=f"{name}: {human_bytes(y[at])} now", mode="lines",
+                                 line=dict(color=COLORS[i % len(COLORS)], width=2.5)))
+    fig.add_vline(x=now, line=dict(color="#111827", dash="dot"))
+    style(fig, title, x="position (bytes read)", y="bytes held for decoding", height=height)
+    fig.update_yaxes(range=[0, 1.08 * top])
+    return fig
+
+
+__all__ = ["token_strip", "block_flow", "state_update", "delta_by_channel", "kept_over_time", "next_token_bars",
+           "memory_by_position"]
