@@ -104,8 +104,7 @@ def strip_figure(data: bytes, t: int):
     return inside.token_strip(labels, bits, t, color_title="bits", per_row=32,
                               hover=[f"#{i} {lab!r}: next byte cost {b:.2f} bits" for i, (lab, b) in
                                      enumerate(zip(labels, bits.tolist()))],
-                              title="The text as bytes, coloured by how surprised the model was by the next one "
-                                    "(click a byte)")
+                              title="Click a byte · colour: how surprised the model was by the next byte")
 
 
 def apply_click(text: str) -> None:
@@ -154,6 +153,8 @@ with error_boundary("the Inside Mamba page"):
     reading, labels, bits = reading_of(data)
     st.plotly_chart(strip_figure(data, t), theme=None, key="im_strip", on_select="rerun", selection_mode="points",
         config={"displaylogo": False, "displayModeBar": False})
+    figs = token_figures(data, layer, t)
+    show(figs[0], key="im_flow")
     finite = bits[:-1]
     m = st.columns(4)
     m[0].metric("Chosen byte", f"#{t} {labels[t]}")
@@ -162,8 +163,6 @@ with error_boundary("the Inside Mamba page"):
     m[2].metric("This text: bits per byte", f"{float(finite.mean()):.2f}" if finite.numel() else "–",
                 help=f"On held-out standard-library code the model averages {ev['bits_per_byte']:.2f} bits per byte.")
     m[3].metric("Bytes read", f"{T}")
-    figs = token_figures(data, layer, t)
-    show(figs[0], key="im_flow")
     c1, c2 = st.columns([3, 2])
     with c1:
         show(figs[1], key="im_update")

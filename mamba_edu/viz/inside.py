@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
@@ -47,7 +48,7 @@ def token_strip(labels: Sequence[str], values, selected: int | None = None, *, p
     y = [i // per_row for i in range(T)]
     finite = [v for v in vals if not math.isnan(v)]
     lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    colors = [v if not math.isnan(v) else None for v in vals]
+    colors = np.asarray(vals, dtype=np.float64)  # NaN stays NaN: covered by a grey square below
     text = [f"#{i} {lab!r}: {v:.3g}" for i, (lab, v) in enumerate(zip(labels, vals))] if hover is None else list(hover)
     fig = go.Figure(go.Scatter(
         x=x, y=y, mode="markers+text", text=list(labels), textfont=dict(size=13, color="#111827"),
@@ -55,6 +56,12 @@ def token_strip(labels: Sequence[str], values, selected: int | None = None, *, p
         marker=dict(symbol="square", size=24, color=colors, colorscale=colorscale, cmin=lo, cmax=hi if hi > lo else lo + 1,
                     line=dict(width=0.5, color="#d1d5db"),
                     colorbar=dict(title=color_title, thickness=12, len=max(0.5, min(1.0, 0.35 * rows))))))
+    missing = [i for i, v in enumerate(vals) if math.isnan(v)]
+    if missing:  # no value (e.g. the last byte: nothing came after it): grey, not a colour of the scale
+        fig.add_trace(go.Scatter(x=[x[i] for i in missing], y=[y[i] for i in missing], mode="markers+text",
+                                 text=[labels[i] for i in missing], textfont=dict(size=13, color="#111827"),
+                                 marker=dict(symbol="square", size=24, color="#e5e7eb"), hoverinfo="skip",
+                                 name="no value", showlegend=False))
     if selected is not None and 0 <= selected < T:
         fig.add_trace(go.Scatter(x=[x[selected]], y=[y[selected]], mode="markers", hoverinfo="skip",
                                  marker=dict(symbol="square-open", size=30, color="#111827", line=dict(width=3)),
@@ -93,17 +100,12 @@ def block_flow(stages: Sequence[Mapping], *, title: str | None = None, per_row: 
     fig.update_yaxes(autorange="reversed", showgrid=False, zeroline=False, fixedrange=True, tickfont=dict(size=9))
     style(fig, title, height=height)
     fig.update_annotations(font=dict(size=11))
-    # arrows between consecutive panels (paper coordinates of each panel's domain)
+    # an arrow between consecutive panels of a row (the numbers in the titles carry the order across rows)
     for i in range(n - 1):
-        a, b = fig.get_subplot(i // per_row + 1, i % per_row + 1), fig.get_subplot((i + 1) // per_row + 1, (i + 1) % per_row + 1)
-        if (i + 1) % per_row:  # same row: an arrow from the right edge of one panel to the left edge of the next
-            y = sum(a.yaxis.domain) / 2
-            fig.add_annotation(x=b.xaxis.domain[0], y=y, ax=a.xaxis.domain[1], ay=y, xref="paper", yref="paper",
-                               axref="paper", ayref="paper", showarrow=True, arrowhead=2, arrowwidth=2, arrowcolor="#6b7280", text="")
-        else:  # row break: the arrow goes down to the next row's first panel
-            fig.add_annotation(x=b.xaxis.domain[0], y=b.yaxis.domain[1] + 0.07, ax=a.xaxis.domain[1], ay=a.yaxis.domain[0] - 0.02,
-                               xref="paper", yref="paper", axref="paper", ayref="paper", showarrow=True, arrowhead=2,
-                               arrowwidth=2, arrowcolor="#6b7280", text="")
+        if (i + 1) % per_row:
+            a, b = fig.get_subplot(i // per_row + 1, i % per_row + 1), fig.get_subplot(i // per_row + 1, i % per_row + 2)
+            fig.add_annotation(x=(a.xaxis.domain[1] + b.xaxis.domain[0]) / 2, y=sum(a.yaxis.domain) / 2, xref="paper",
+                               yref="paper", text="➜", showarrow=False, font=dict(size=16, color="#6b7280"))
     return fig
 
 
