@@ -8,6 +8,8 @@ One module per concept (a learner finds chapter N's code in one hop):
     scan        the associative operator for h_t = a_t·h_{t-1} + b_t and parallel scans
     selective   S6 and the selective scan (reference, naive, parallel)
     models      S4D layer, Mamba block, tiny language model, recurrent decoding
+    textlm      a byte-level language model trained on the Python standard library's source
+    probe       looking inside a trained model: every stage of a block, per token
     hardware    device description and the IO model (bytes each implementation moves)
     bench       the registry of selective-scan implementations and the dispatcher
     kernels     Triton kernels (imported lazily; need a GPU or TRITON_INTERPRET=1)

@@ -23,6 +23,11 @@ Glossary
                 with the kernel K). Selective: M depends on the tokens, so no kernel K exists, yet
                 h_t is still the linear first-order recurrence above (a scan, chapter 07)
 
+    reading   a `Reading` (`read`): a TinyLM of Mamba blocks on one text, every stage of every block
+                kept per token (in_proj, conv1d, SiLU, Δ, B, C, Ā, Δ·B·u, h, y, gate, out_proj) and the
+                next-token probabilities; `flow_stages`, `token_write`, `states_around`, `survival`,
+                `kept_fraction`, `top_next`, `memory_by_now` look at one token of it (the Inside Mamba page)
+
 Every function works on a trace and never changes the model; all run under torch.no_grad.
 """
 
@@ -434,7 +439,7 @@ def flow_stages(reading: Reading, layer: int, t: int) -> list[dict]:
     check_int("flow_stages", "layer", layer, minimum=0, maximum=len(reading.blocks) - 1)
     b = reading.blocks[layer]
     tr = b.trace
-    before, after = states_around(tr, t)
+    _, after = states_around(tr, t)
     stage = lambda name, op, v, signed=True: {"name": name, "op": op, "values": v, "signed": signed}  # noqa: E731
     return [
         stage("RMSNorm(x)", "the block's input (width D)", b.normed[t]),
