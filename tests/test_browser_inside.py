@@ -20,6 +20,11 @@ FLOW_TITLE = "() => [...document.querySelectorAll('.js-plotly-plot')].map(e => e
 FLOW_DATA = "() => { const e = [...document.querySelectorAll('.js-plotly-plot')].find(e => e.layout && e.layout.title " \
             "&& e.layout.title.text.startsWith('Block ')); return JSON.stringify(e.data.map(d => d.z)); }"
 
+# how many panels the data-flow picture puts side by side (distinct x domains)
+FLOW_COLUMNS = "(() => { const e = [...document.querySelectorAll('.js-plotly-plot')].find(e => e.layout && e.layout.title " \
+               "&& e.layout.title.text.startsWith('Block ')); return e ? new Set(Object.keys(e.layout)" \
+               ".filter(k => k.startsWith('xaxis')).map(k => e.layout[k].domain[0])).size : 0; })()"
+
 
 def _open(browser, url, width, height):  # noqa: F811
     """The page, reached as a visitor does: the home page, then its link in the navigation."""
@@ -83,6 +88,12 @@ def test_clicking_a_byte_changes_the_pictures(app_url, browser):  # noqa: F811
 def test_screenshots(app_url, browser, name):  # noqa: F811
     page = _open(browser, app_url, *SIZES[name])
     try:
+        if "phone" in name:  # the page's phone layout: fewer bytes per row, two stages per row
+            title = page.evaluate(FLOW_TITLE)
+            page.get_by_text("Phone layout").click()
+            page.wait_for_function(FLOW_COLUMNS + " === 2", timeout=60_000)
+            _settle(page)
+            assert page.evaluate(FLOW_TITLE) == title  # the same byte, drawn narrower
         _shot(page, name)
     finally:
         page.close()

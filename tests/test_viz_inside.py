@@ -58,3 +58,13 @@ def test_state_update_memory_and_bars():
     assert list(arr(keep["data"][0]["x"])) == [3, 4, 5]
     d = inside.delta_by_channel(torch.tensor([0.1, 0.2]), torch.tensor([0.15, 0.15])).to_dict()
     assert d["layout"]["yaxis"]["type"] == "log"
+
+
+@pytest.mark.parametrize("per_row, height", [(1, 300), (2, 1500), (3, 620), (7, 620), (14, 400)])
+def test_block_flow_fits_any_grid(per_row, height):
+    # float round-off must never put a domain outside [0, 1] (plotly refuses it): every grid the page can ask for
+    stages = [{"name": str(i), "op": "", "values": torch.randn(4)} for i in range(14)]
+    lay = inside.block_flow(stages, per_row=per_row, height=height).to_dict()["layout"]
+    for k, v in lay.items():
+        if k.startswith(("xaxis", "yaxis")):
+            assert 0 <= v["domain"][0] < v["domain"][1] <= 1, (k, v["domain"])

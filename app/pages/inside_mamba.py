@@ -67,12 +67,13 @@ def player_of(data: bytes, layer: int):
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def token_figures(data: bytes, layer: int, t: int):
+def token_figures(data: bytes, layer: int, t: int, narrow: bool):
     model, _, results = model_and_meta()
     reading, labels, bits = reading_of(data)
     tr = reading.blocks[layer].trace
     T = len(labels)
-    flow = inside.block_flow(probe.flow_stages(reading, layer, t),
+    flow = inside.block_flow(probe.flow_stages(reading, layer, t), per_row=2 if narrow else 7,
+                             height=1500 if narrow else 620,
                              title=f"Block {layer + 1} at byte #{t} {labels[t]!r}: the data flow, stage by stage "
                                    "(rows: channels; colour: the value)")
     before, after = probe.states_around(tr, t)
@@ -99,9 +100,9 @@ def token_figures(data: bytes, layer: int, t: int):
     return flow, update, delta, keep, bars, memory
 
 
-def strip_figure(data: bytes, t: int):
+def strip_figure(data: bytes, t: int, narrow: bool):
     _, labels, bits = reading_of(data)
-    return inside.token_strip(labels, bits, t, color_title="bits", per_row=32,
+    return inside.token_strip(labels, bits, t, color_title="bits", per_row=12 if narrow else 32,
                               hover=[f"#{i} {lab!r}: next byte cost {b:.2f} bits" for i, (lab, b) in
                                      enumerate(zip(labels, bits.tolist()))],
                               title="Click a byte · colour: how surprised the model was by the next byte")
@@ -150,10 +151,11 @@ with error_boundary("the Inside Mamba page"):
     layer = c1.radio("Block", list(range(len(model.layers))), format_func=lambda i: f"block {i + 1}", horizontal=True,
                      key="im_layer")
     t = c2.slider("Byte position (or click a byte below)", 0, T - 1, key="im_pos") if T > 1 else 0
+    narrow = c1.toggle("Phone layout", key="im_narrow", help="Fewer bytes per row and two stages per row.")
     reading, labels, bits = reading_of(data)
-    st.plotly_chart(strip_figure(data, t), theme=None, key="im_strip", on_select="rerun", selection_mode="points",
+    st.plotly_chart(strip_figure(data, t, narrow), theme=None, key="im_strip", on_select="rerun", selection_mode="points",
         config={"displaylogo": False, "displayModeBar": False})
-    figs = token_figures(data, layer, t)
+    figs = token_figures(data, layer, t, narrow)
     show(figs[0], key="im_flow")
     finite = bits[:-1]
     m = st.columns(4)

@@ -34,9 +34,10 @@ def _np(v) -> list:
 
 def token_strip(labels: Sequence[str], values, selected: int | None = None, *, per_row: int = 40,
                 color_title: str = "", title: str | None = None, hover: Sequence[str] | None = None,
-                colorscale: str = SEQUENTIAL) -> go.Figure:
+                colorscale: str = "YlOrRd") -> go.Figure:
     """The tokens as squares in rows of `per_row` (like lines of text), labelled with their text and
-    coloured by `values` (T,) (NaN: grey); `selected` outlined. Point i of trace 0 is token i, so a
+    coloured by `values` (T,) (NaN: grey; the default scale is light at low values, so the dark text
+    stays readable); `selected` outlined. Point i of trace 0 is token i, so a
     click (Streamlit's `on_select`) names the token."""
     T = len(labels)
     vals = _np(values)
@@ -52,14 +53,14 @@ def token_strip(labels: Sequence[str], values, selected: int | None = None, *, p
     fig = go.Figure(go.Scatter(
         x=x, y=y, mode="markers+text", text=list(labels), textfont=dict(size=13, color="#111827"),
         hovertext=text, hoverinfo="text", customdata=list(range(T)), name="tokens", showlegend=False,
-        marker=dict(symbol="square", size=24, color=colors, colorscale=colorscale, cmin=lo, cmax=hi if hi > lo else lo + 1,
+        marker=dict(symbol="square", size=22, color=colors, colorscale=colorscale, cmin=lo, cmax=hi if hi > lo else lo + 1,
                     line=dict(width=0.5, color="#d1d5db"),
                     colorbar=dict(title=color_title, thickness=12, len=max(0.5, min(1.0, 0.35 * rows))))))
     missing = [i for i, v in enumerate(vals) if math.isnan(v)]
     if missing:  # no value (e.g. the last byte: nothing came after it): grey, not a colour of the scale
         fig.add_trace(go.Scatter(x=[x[i] for i in missing], y=[y[i] for i in missing], mode="markers+text",
                                  text=[labels[i] for i in missing], textfont=dict(size=13, color="#111827"),
-                                 marker=dict(symbol="square", size=24, color="#e5e7eb"), hoverinfo="skip",
+                                 marker=dict(symbol="square", size=22, color="#e5e7eb"), hoverinfo="skip",
                                  name="no value", showlegend=False))
     if selected is not None and 0 <= selected < T:
         fig.add_trace(go.Scatter(x=[x[selected]], y=[y[selected]], mode="markers", hoverinfo="skip",
@@ -93,17 +94,19 @@ def block_flow(stages: Sequence[Mapping], *, title: str | None = None, per_row: 
     if n == 0:
         raise ValueError("block_flow: argument 'stages' must hold at least one stage; got none.")
     rows = math.ceil(n / per_row)
-    gap_x, gap_y = 0.045, 0.16
-    w = (1 - gap_x * (per_row - 1)) / per_row
+    cols = min(per_row, n)
+    # about 90 px between rows for the two-line titles, never more than 40 % of the height in all
+    gap_x, gap_y = min(0.045, 0.4 / max(1, cols - 1)), min(0.16, 90 / height, 0.4 / max(1, rows - 1))
+    w = (1 - gap_x * (cols - 1)) / cols
     h = (1 - gap_y * (rows - 1)) / rows
     layout, notes, data = {}, [], []
     for i, s in enumerate(stages):
         r, c = divmod(i, per_row)
         x0, y1 = c * (w + gap_x), 1 - r * (h + gap_y)
         ax = "" if i == 0 else str(i + 1)
-        layout[f"xaxis{ax}"] = dict(domain=[x0, x0 + w], anchor=f"y{ax}", showticklabels=False, showgrid=False,
+        layout[f"xaxis{ax}"] = dict(domain=[x0, min(1.0, x0 + w)], anchor=f"y{ax}", showticklabels=False, showgrid=False,
                                     zeroline=False, fixedrange=True)
-        layout[f"yaxis{ax}"] = dict(domain=[y1 - h, y1], anchor=f"x{ax}", autorange="reversed", showgrid=False,
+        layout[f"yaxis{ax}"] = dict(domain=[max(0.0, y1 - h), y1], anchor=f"x{ax}", autorange="reversed", showgrid=False,
                                     zeroline=False, fixedrange=True, tickfont=dict(size=9))
         data.append(_panel(s["values"], s.get("signed", True), ax))
         notes.append(dict(text=f"<b>{i + 1}. {s['name']}</b><br><sub>{s['op']}</sub>", x=x0 + w / 2, y=y1, xref="paper",
@@ -112,7 +115,9 @@ def block_flow(stages: Sequence[Mapping], *, title: str | None = None, per_row: 
             notes.append(dict(text="➜", x=x0 + w + gap_x / 2, y=y1 - h / 2, xref="paper", yref="paper",
                               showarrow=False, font=dict(size=16, color="#6b7280")))
     fig = go.Figure(data=data, layout=dict(annotations=notes, **layout))
-    return style(fig, title, height=height)
+    style(fig, title, height=height)
+    fig.update_layout(margin=dict(t=110 if title else 60))  # room for the panels' two-line titles
+    return fig
 
 
 def state_update(before, decay, write, after, *, title: str | None = None, height: int = 360) -> go.Figure:
@@ -133,7 +138,7 @@ def state_update(before, decay, write, after, *, title: str | None = None, heigh
                                   colorbar=dict(title="h", thickness=10)))
         data.append(dict(type="heatmap", z=m.T.numpy(), xaxis=f"x{ax}", yaxis=f"y{ax}",
                          hovertemplate="channel %{x}, entry %{y}: %{z:.4g}<extra></extra>", **kw))
-        layout[f"xaxis{ax}"] = dict(domain=[x0, x0 + w], anchor=f"y{ax}", title=dict(text="channel"), fixedrange=True)
+        layout[f"xaxis{ax}"] = dict(domain=[x0, min(1.0, x0 + w)], anchor=f"y{ax}", title=dict(text="channel"), fixedrange=True)
         layout[f"yaxis{ax}"] = dict(domain=[0, 1], anchor=f"x{ax}", fixedrange=True,
                                     title=dict(text="state entry n" if i == 0 else ""))
         notes.append(dict(text=names[i], x=x0 + w / 2, y=1, xref="paper", yref="paper", xanchor="center",
