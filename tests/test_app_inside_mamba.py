@@ -86,6 +86,11 @@ def check(at, text, t=None, layer=0):
     xs, kv = arr(mem["data"][1]["x"]), arr(mem["data"][1]["y"])
     assert all(int(k) == probe.memory_by_now(model, int(x), attn)["attention KV cache"] for x, k in zip(xs, kv))
     assert len(set(arr(mem["data"][0]["y"]).tolist())) == 1  # the state does not grow
+    player = by_prefix(figs, f"Play through the text (▶): the state of block {layer + 1}")
+    tr = r.blocks[layer].trace
+    chans = probe.most_selective(tr, 8)
+    assert torch.allclose(arr(player["data"][0]["z"]), tr.h[0, chans].permute(2, 0, 1).reshape(T, -1).T.double(), atol=1e-6)
+    assert len(player["frames"]) == min(60, T) or T == 1
     assert at.metric[0].value == f"#{t} {byte_labels(tokens)[t]}"
     return r
 
@@ -163,5 +168,5 @@ def test_a_position_past_a_shorter_text_is_clamped():
 def test_rerun_at_unchanged_settings_is_answered_from_the_cache(monkeypatch):
     at = page()
     rerun_from_cache(at, monkeypatch, ["mamba_edu.probe.read", "mamba_edu.viz.inside.block_flow",
-                                       "mamba_edu.viz.ssm.state_player"])
+                                       "mamba_edu.viz.inside.reading_player"])
     assert len(charts(at)) == 8

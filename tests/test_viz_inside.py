@@ -68,3 +68,18 @@ def test_block_flow_fits_any_grid(per_row, height):
     for k, v in lay.items():
         if k.startswith(("xaxis", "yaxis")):
             assert 0 <= v["domain"][0] < v["domain"][1] <= 1, (k, v["domain"])
+
+
+def test_reading_player_frames_show_the_state_at_each_byte():
+    T, m = 100, 6
+    h = torch.randn(T, m)
+    fig = inside.reading_player(h, [chr(97 + i % 26) for i in range(T)], [f"e{i}" for i in range(m)], max_frames=10).to_dict()
+    assert torch.allclose(arr(fig["data"][0]["z"]), h.T.double())
+    assert len(fig["frames"]) == 10 and fig["frames"][0]["name"] == "0" and fig["frames"][-1]["name"] == str(T - 1)
+    for fr in fig["frames"]:
+        t = int(fr["name"])
+        assert torch.allclose(arr(fr["data"][1]["y"]), h[t].double()) and list(arr(fr["data"][0]["x"])) == [t, t]
+    one = inside.reading_player(torch.randn(1, 3), ["a"], ["x", "y", "z"]).to_dict()
+    assert len(one["frames"]) == 1
+    with pytest.raises(ValueError, match="argument 'h'"):
+        inside.reading_player(torch.randn(5, 3), ["a"] * 4, ["x", "y", "z"])

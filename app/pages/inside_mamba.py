@@ -15,7 +15,6 @@ from mamba_edu import probe, textlm
 from mamba_edu.tokenizer import byte_labels, utf8_tokens
 from mamba_edu.train import load_checkpoint
 from mamba_edu.viz import inside
-from mamba_edu.viz.ssm import state_player
 
 RESULTS = ROOT / "results" / "textlm"
 MAX_BYTES = 1024  # the model reads at most this many bytes (an emoji is 4): a rerun stays well under a second
@@ -60,10 +59,10 @@ def player_of(data: bytes, layer: int):
     tr = reading.blocks[layer].trace
     chans = probe.most_selective(tr, min(PLAY_CHANNELS, tr.h.shape[1]))  # (c,)
     h = tr.h[0, chans].permute(2, 0, 1).reshape(tr.h.shape[-1], -1)  # (T, c·n)
-    labels = [f"ch{int(c)}·{k}" for c in chans for k in range(tr.h.shape[2])]
-    return state_player(h, x_title="position t (bytes read)", y_title="channel·state entry", state_labels=labels,
-                        colorbar_title="h", title=f"Play through the text: the state of block {layer + 1} "
-                                                  f"({len(chans)} most selective channels)", height=520)
+    entries = [f"ch{int(c)}·{k}" for c in chans for k in range(tr.h.shape[2])]
+    _, labels, _ = reading_of(data)
+    return inside.reading_player(h, labels, entries, title=f"Play through the text (▶): the state of block {layer + 1} "
+                                                          f"after each byte, its {len(chans)} most selective channels")
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)

@@ -10,6 +10,7 @@ Builders
     kept_over_time     how much of what the chosen token wrote is still in the state, per layer
     next_token_bars    the k most likely next bytes and their probabilities
     memory_by_position the bytes a decoder holds: the KV cache grows with the position, the state does not
+    reading_player     play through the text: the state after each byte, animated
 
 Every builder takes numbers computed by the library (`mamba_edu.probe`) and returns a go.Figure.
 """
@@ -203,5 +204,63 @@ def memory_by_position(positions, series: Mapping[str, Sequence[float]], now: in
     return fig
 
 
+def reading_player(h, labels: Sequence[str], entry_labels: Sequence[str], *, start: int | None = None,
+                   max_frames: int = 60, title: str | None = None, height: int = 520) -> go.Figure:
+    """Play through a text: the state h (T, m) after each byte as a heatmap (bytes along x, the m state
+    entries down), a marker at the current byte, and the state vector there as bars; ▶ animates the
+    bars and the marker over at most `max_frames` evenly spaced bytes (the first and last included).
+
+    The same picture as `viz.ssm.state_player`, written as plain dicts with numpy arrays: plotly
+    validates 60 frames of them in milliseconds instead of most of a second.
+    """
+    h = torch.as_tensor(h).detach().cpu().double()
+    if h.dim() != 2 or h.shape[0] != len(labels) or h.shape[1] != len(entry_labels):
+        raise ValueError(f"reading_player: argument 'h' must be (T, m) = ({len(labels)}, {len(entry_labels)}); "
+                         f"got shape {tuple(h.shape)}.")
+    T, m = h.shape
+    zmax = float(h.abs().max()) or 1.0
+    k = max(2, min(max_frames, T))
+    idx = sorted({round(i * (T - 1) / (k - 1)) for i in range(k)}) if T > 1 else [0]
+    k0 = idx[-1] if start is None else min(idx, key=lambda i: abs(i - start))
+    H = h.numpy()
+    ys = np.arange(m)
+
+    def marker(t):
+        return dict(type="scatter", x=[t, t], y=[-0.5, m - 0.5], mode="lines", line=dict(color="#111827", width=2),
+                    hoverinfo="skip", showlegend=False, xaxis="x", yaxis="y")
+
+    def bars(t):
+        return dict(type="bar", x=ys, y=H[t], marker=dict(color=H[t], colorscale=DIVERGING, cmin=-zmax, cmax=zmax),
+                    showlegend=False, xaxis="x2", yaxis="y2", hovertemplate="%{x}: %{y:.4g}<extra></extra>")
+
+    heat = dict(type="heatmap", z=H.T, x=np.arange(T), y=ys, colorscale=DIVERGING, zmid=0, zmin=-zmax, zmax=zmax,
+                xaxis="x", yaxis="y", hovertemplate="byte #%{x}, entry %{y}: %{z:.4g}<extra></extra>",
+                colorbar=dict(title="h", len=0.55, y=1, yanchor="top"))
+    step = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
+    ticks = dict(tickmode="array", tickvals=list(range(0, m, max(1, m // 8))),
+                 ticktext=[entry_labels[i] for i in range(0, m, max(1, m // 8))])
+    layout = dict(
+        xaxis=dict(domain=[0, 1], anchor="y", title=dict(text="position t (bytes read)")),
+        yaxis=dict(domain=[0.46, 1], anchor="x", title=dict(text="state entry"), **ticks),
+        xaxis2=dict(domain=[0, 1], anchor="y2", title=dict(text="state entry"), **ticks),
+        yaxis2=dict(domain=[0, 0.3], anchor="x2", range=[-1.05 * zmax, 1.05 * zmax], title=dict(text="h at the byte")),
+        sliders=[dict(active=idx.index(k0), x=0.1, len=0.9, y=-0.08, yanchor="top", pad=dict(t=30),
+                      font=dict(color="rgba(0,0,0,0)"),
+                      currentvalue=dict(prefix="byte: ", xanchor="right", font=dict(color="#111827")),
+                      steps=[dict(method="animate", label=f"#{t} {labels[t]}", args=[[str(t)], step]) for t in idx])],
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.08, xanchor="left", yanchor="top",
+                          pad=dict(t=38, r=8), showactive=False,
+                          buttons=[dict(label="▶", method="animate",
+                                        args=[None, dict(mode="immediate", fromcurrent=True,
+                                                         frame=dict(duration=80, redraw=False), transition=dict(duration=0))]),
+                                   dict(label="❚❚", method="animate",
+                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+    frames = [dict(name=str(t), data=[marker(t), bars(t)], traces=[1, 2]) for t in idx]
+    fig = go.Figure(dict(data=[heat, marker(k0), bars(k0)], layout=layout, frames=frames))
+    style(fig, title, height=height)
+    fig.update_layout(margin=dict(b=120))
+    return fig
+
+
 __all__ = ["token_strip", "block_flow", "state_update", "delta_by_channel", "kept_over_time", "next_token_bars",
-           "memory_by_position"]
+           "memory_by_position", "reading_player"]
