@@ -41,11 +41,8 @@ import torch.nn.functional as F
 
 from . import lti
 from ._checks import COMPLEX_DTYPES, FLOAT_DTYPES, check_int, check_tensor, fail
+from .cost import kv_cache_bytes, mamba_state_bytes
 from .models import TinyLM
-try:  # the layout of issue 16 (cost.py); before it lands these live in hardware.py
-    from .cost import kv_cache_bytes, mamba_state_bytes
-except ImportError:  # pragma: no cover
-    from .hardware import kv_cache_bytes, mamba_state_bytes
 from .scan import scan_sequential
 from .ssd import segsum
 

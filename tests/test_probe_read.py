@@ -12,10 +12,7 @@ from mamba_edu import probe
 from mamba_edu.models import TinyLM, state_bytes
 from mamba_edu.tokenizer import byte_labels, utf8_tokens
 
-try:
-    from mamba_edu.cost import kv_cache_bytes
-except ImportError:  # before the layout of issue 16
-    from mamba_edu.hardware import kv_cache_bytes
+from mamba_edu.cost import kv_cache_bytes
 
 
 def tiny(seed=0, n_layers=2, d_conv=4):
