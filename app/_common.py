@@ -48,10 +48,6 @@ class PageInfo:
 PAGES = [
     PageInfo("home.py", "Home", ":material/home:", "Start",
              "What this is, the map of pages and notebooks, and the device found here.", (), "anywhere"),
-    PageInfo("inside_mamba.py", "Inside Mamba", ":material/visibility:", "Models",
-             "A real byte-level language model reads your text: follow one byte through a Mamba block, stage "
-             "by stage, its Δ, what it writes into the state and how long that stays, the next-byte guess.",
-             (10, 6), "CPU (any machine)"),
     PageInfo("state_explorer.py", "State explorer", ":material/grid_on:", "Models",
              "Pick an SSM and an input; watch the hidden state evolve, the output, the kernel and "
              "the eigenvalues of the discrete system.", (4, 2), "CPU (small sizes, any machine)"),
@@ -61,6 +57,10 @@ PAGES = [
     PageInfo("selection.py", "Selection", ":material/filter_alt:", "Models",
              "Why an LTI model cannot do selective copying and a selective one can: Δ, B, C from the input.",
              (6, 5), "CPU (any machine)"),
+    PageInfo("inside_mamba.py", "Inside Mamba", ":material/visibility:", "Models",
+             "A real byte-level language model reads your text: follow one byte through a Mamba block, stage "
+             "by stage, its Δ, what it writes into the state and how long that stays, the next-byte guess.",
+             (10, 6), "CPU (any machine)"),
     PageInfo("scans.py", "Parallel scans", ":material/account_tree:", "Speed",
              "The associative operator and the sequential, Hillis–Steele and Blelloch scans, step by step.",
              (7,), "CPU (any machine)"),

@@ -99,7 +99,9 @@ def test_defaults_match_the_library():
     at = page()
     assert at.title[0].value == "Inside Mamba"
     text = at.text_area(key="im_text").value
-    check(at, text, t=len(text.encode()) - 1)  # it opens at the last byte: what comes next?
+    r = check(at, text, t=len(text.encode()) - 2)  # it opens at the last byte whose next byte is known
+    nxt = at.metric[1].value
+    assert nxt == f"{float(probe.surprise_bits(r)[-2]):.2f} bits"
 
 
 @pytest.mark.parametrize("preset", ["A loop", "Emoji and accents", "Repetition"])

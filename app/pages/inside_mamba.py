@@ -145,7 +145,8 @@ with error_boundary("the Inside Mamba page"):
     data = bytes(tokens.tolist())
     T = tokens.numel()
     apply_click(text)
-    st.session_state["im_pos"] = min(int(st.session_state.get("im_pos", T - 1)), T - 1)
+    # opens at the last byte whose next byte is in the text (so its cost and the right answer show)
+    st.session_state["im_pos"] = min(int(st.session_state.get("im_pos", max(0, T - 2))), T - 1)
     c1, c2 = st.columns([1, 3])
     layer = c1.radio("Block", list(range(len(model.layers))), format_func=lambda i: f"block {i + 1}", horizontal=True,
                      key="im_layer")
