@@ -70,7 +70,7 @@ def check(at, text, t=None, layer=0):
     for tr, st_ in zip(flow["data"], stages):
         v = st_["values"].double()
         assert torch.allclose(arr(tr["z"]), v[:, None] if v.dim() == 1 else v, atol=1e-5, rtol=1e-5), st_["name"]
-    update = by_prefix(figs, f"The state update at byte #{t}")
+    update = by_prefix(figs, f"State update at byte #{t}")
     before, after = probe.states_around(r.blocks[layer].trace, t)
     assert torch.allclose(arr(update["data"][3]["z"]), after.T.double(), atol=1e-6)
     assert torch.allclose(arr(update["data"][0]["z"]), before.T.double(), atol=1e-6)
@@ -79,9 +79,9 @@ def check(at, text, t=None, layer=0):
     assert torch.allclose(arr(nxt["data"][0]["x"]), p.double(), atol=1e-6)
     delta = by_prefix(figs, f"Δ per channel at byte #{t}")
     assert torch.allclose(arr(delta["data"][0]["y"]), r.blocks[layer].trace.delta[0, :, t].double(), rtol=1e-6)
-    keep = by_prefix(figs, f"How long byte #{t}'s write stays")
+    keep = by_prefix(figs, f"What is left of byte #{t}'s write")
     assert torch.allclose(arr(keep["data"][0]["y"]), probe.kept_fraction(r.blocks[0].trace, t).double(), atol=1e-6)
-    mem = by_prefix(figs, "Memory a decoder holds")
+    mem = by_prefix(figs, "Memory held for decoding")
     attn = json.loads((RESULTS / "results.json").read_text())["runs"]["textlm-attention"]["model_kwargs"]
     xs, kv = arr(mem["data"][1]["x"]), arr(mem["data"][1]["y"])
     assert all(int(k) == probe.memory_by_now(model, int(x), attn)["attention KV cache"] for x, k in zip(xs, kv))

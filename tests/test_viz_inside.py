@@ -50,7 +50,7 @@ def test_state_update_memory_and_bars():
     for tr, m in zip(fig["data"], (before, decay, write, after)):
         assert torch.allclose(arr(tr["z"]), m.T.double())
     mem = inside.memory_by_position([0, 10, 20], {"state": [5, 5, 5], "kv": [0, 40, 80]}, 10).to_dict()
-    assert "40 B now" in mem["data"][1]["name"] and "5 B now" in mem["data"][0]["name"]
+    assert mem["data"][1]["name"] == "kv: 40 B" and mem["data"][0]["name"] == "state: 5 B"
     bars = inside.next_token_bars(["a", "b"], [0.7, 0.2], actual="b").to_dict()
     assert list(arr(bars["data"][0]["x"])) == pytest.approx([0.7, 0.2])
     assert bars["data"][0]["marker"]["color"][1] != bars["data"][0]["marker"]["color"][0]  # the actual next byte stands out

@@ -77,25 +77,25 @@ def token_figures(data: bytes, layer: int, t: int, narrow: bool):
                                    "(rows: channels; colour: the value)")
     before, after = probe.states_around(tr, t)
     update = inside.state_update(before, tr.a[0, :, :, t], probe.token_write(tr, t), after,
-                                 title=f"The state update at byte #{t}: h = Ā ⊙ h₋₁ + Δ·B·u")
+                                 title=f"State update at byte #{t}: h = Ā ⊙ h₋₁ + Δ·B·u")
     typical = tr.delta[0].median(dim=-1).values  # (e,)
     delta = inside.delta_by_channel(tr.delta[0, :, t], typical, title=f"Δ per channel at byte #{t} {labels[t]!r}")
     kept = {f"block {i + 1}": (torch.arange(t, T), probe.kept_fraction(b.trace, t)) for i, b in enumerate(reading.blocks)}
-    keep = inside.kept_over_time(kept, title=f"How long byte #{t}'s write stays: Π Ā from then to now")
+    keep = inside.kept_over_time(kept, title=f"What is left of byte #{t}'s write (Π Ā)")
     ids, p = probe.top_next(reading, t, 8)
     nxt = byte_labels(ids)
     actual = labels[t + 1] if t + 1 < T else None
-    bars = inside.next_token_bars(nxt, p, actual, title=f"Next byte after #{t}: the model's top 8")
+    bars = inside.next_token_bars(nxt, p, actual, title=f"Next byte after #{t}: top 8")
     baseline = results["runs"]["textlm-attention"]["model_kwargs"]
     positions = sorted({0, *range(0, max(T, 2) + 1, max(1, T // 64)), T})
     mem = {k: [] for k in ("mamba state", "attention KV cache")}
     for pos in positions:
         for k, v in probe.memory_by_now(model, pos, baseline).items():
             mem[k].append(v)
-    memory = inside.memory_by_position(positions, {"Mamba: fixed state": mem["mamba state"],
-                                                   f"attention ({baseline['n_layers']} layers, same size): KV cache":
+    memory = inside.memory_by_position(positions, {"Mamba's fixed state": mem["mamba state"],
+                                                   f"KV cache of attention ({baseline['n_layers']} layers, same size)":
                                                        mem["attention KV cache"]}, t + 1,
-                                       title="Memory a decoder holds by now (fp32)")
+                                       title="Memory held for decoding (fp32)")
     return flow, update, delta, keep, bars, memory
 
 

@@ -33,6 +33,13 @@ def _np(v) -> list:
     return v.tolist()
 
 
+def _legend_inside(fig: go.Figure, right: bool = False) -> go.Figure:
+    """The legend in a top corner inside the plot (not over the title)."""
+    fig.update_layout(legend=dict(orientation="v", x=0.99 if right else 0.01, xanchor="right" if right else "left",
+                                  y=0.99, yanchor="top", bgcolor="rgba(255,255,255,0.75)"))
+    return fig
+
+
 def token_strip(labels: Sequence[str], values, selected: int | None = None, *, per_row: int = 40,
                 color_title: str = "", title: str | None = None, hover: Sequence[str] | None = None,
                 colorscale: str = "YlOrRd") -> go.Figure:
@@ -126,23 +133,21 @@ def state_update(before, decay, write, after, *, title: str | None = None, heigh
     the rows (n) and channels along x (e); one diverging scale for the three states/writes."""
     mats = [torch.as_tensor(m).detach().cpu().double() for m in (before, decay, write, after)]
     zmax = max(float(m.abs().max()) for m in (mats[0], mats[2], mats[3])) or 1.0
-    names = ["state before h<sub>s−1</sub>", "⊙ decay Ā<sub>s</sub> = exp(Δ<sub>s</sub>A)",
-             "+ write Δ<sub>s</sub>·B<sub>s</sub>·u<sub>s</sub>", "= state after h<sub>s</sub>"]
+    names = ["before h<sub>s−1</sub>", "⊙ decay Ā<sub>s</sub>", "+ write Δ·B·u", "= after h<sub>s</sub>"]
     gap = 0.06
     w = (1 - 3 * gap) / 4
     layout, data, notes = {}, [], []
     for i, m in enumerate(mats):
         ax, x0 = ("" if i == 0 else str(i + 1)), i * (w + gap)
-        kw = (dict(colorscale=SEQUENTIAL, zmin=0, zmax=1, colorbar=dict(title="Ā", x=x0 + w / 2, xanchor="center", len=w,
-                                                                        y=-0.3, orientation="h", thickness=10))
+        kw = (dict(colorscale=SEQUENTIAL, zmin=0, zmax=1, showscale=False)  # 0 (dark): forgets, 1 (yellow): keeps
               if i == 1 else dict(colorscale=DIVERGING, zmid=0, zmin=-zmax, zmax=zmax, showscale=i == 3,
                                   colorbar=dict(title="h", thickness=10)))
         data.append(dict(type="heatmap", z=m.T.numpy(), xaxis=f"x{ax}", yaxis=f"y{ax}",
                          hovertemplate="channel %{x}, entry %{y}: %{z:.4g}<extra></extra>", **kw))
         layout[f"xaxis{ax}"] = dict(domain=[x0, min(1.0, x0 + w)], anchor=f"y{ax}", title=dict(text="channel"), fixedrange=True)
-        layout[f"yaxis{ax}"] = dict(domain=[0, 1], anchor=f"x{ax}", fixedrange=True,
+        layout[f"yaxis{ax}"] = dict(domain=[0, 0.86], anchor=f"x{ax}", fixedrange=True,
                                     title=dict(text="state entry n" if i == 0 else ""))
-        notes.append(dict(text=names[i], x=x0 + w / 2, y=1, xref="paper", yref="paper", xanchor="center",
+        notes.append(dict(text=names[i], x=x0 + w / 2, y=0.88, xref="paper", yref="paper", xanchor="center",
                           yanchor="bottom", showarrow=False, font=dict(size=13)))
     fig = go.Figure(data=data, layout=dict(annotations=notes, **layout))
     return style(fig, title, height=height)
@@ -157,7 +162,7 @@ def delta_by_channel(delta, typical, *, title: str | None = None, height: int = 
                      go.Scatter(x=ch, y=m, name="median Δ over the text", mode="lines", line=dict(color=COLORS[1], width=1.5))])
     style(fig, title, x="channel", y="Δ (log scale)", height=height)
     fig.update_yaxes(type="log")
-    return fig
+    return _legend_inside(fig, right=True)
 
 
 def kept_over_time(kept: Mapping[str, tuple], *, title: str | None = None, height: int = 320) -> go.Figure:
@@ -168,7 +173,7 @@ def kept_over_time(kept: Mapping[str, tuple], *, title: str | None = None, heigh
                                  line=dict(color=COLORS[i % len(COLORS)])))
     style(fig, title, x="position t (bytes read)", y="fraction of the write still in h_t", height=height)
     fig.update_yaxes(range=[0, 1.05])
-    return fig
+    return _legend_inside(fig, right=True)
 
 
 def next_token_bars(labels: Sequence[str], probs, actual: str | None = None, *, title: str | None = None,
@@ -186,7 +191,7 @@ def next_token_bars(labels: Sequence[str], probs, actual: str | None = None, *, 
 
 
 def memory_by_position(positions, series: Mapping[str, Sequence[float]], now: int, *, title: str | None = None,
-                       height: int = 320) -> go.Figure:
+                       height: int = 400) -> go.Figure:
     """Bytes held after each position for each model (lines), with the current position marked."""
     x = _np(positions)
     fig = go.Figure()
@@ -195,12 +200,13 @@ def memory_by_position(positions, series: Mapping[str, Sequence[float]], now: in
         y = _np(ys)
         top = max(top, max(y))
         at = min(range(len(x)), key=lambda k: abs(x[k] - now))
-        fig.add_trace(go.Scatter(x=x, y=y, name=f"{name}: {human_bytes(y[at])} now", mode="lines",
+        fig.add_trace(go.Scatter(x=x, y=y, name=f"{name}: {human_bytes(y[at])}", mode="lines",
                                  line=dict(color=COLORS[i % len(COLORS)], width=2.5)))
     fig.add_trace(go.Scatter(x=[now, now], y=[0, 1.04 * top], mode="lines", line=dict(color="#111827", dash="dot"),
                              name=f"now: {now} bytes read", hoverinfo="skip"))
     style(fig, title, x="position (bytes read)", y="bytes held for decoding", height=height)
     fig.update_yaxes(range=[0, 1.08 * top])
+    fig.update_layout(legend=dict(orientation="v", x=0, xanchor="left", y=-0.25, yanchor="top"), margin=dict(b=130))
     return fig
 
 
