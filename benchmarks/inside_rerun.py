@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -71,11 +72,13 @@ def main(argv=None) -> int:
     tokens, _ = utf8_tokens(text_of(args.chars, 0), 4096)
     read = [timed(lambda: probe.read(model, tokens)) for _ in range(args.repeat)]
     rows = {"new text": new, "another byte": byte, "unchanged": same, "probe.read alone": read}
-    out = {"environment": environment(), "platform": platform.platform(), "chars": args.chars,
+    out = {"environment": environment(), "platform": platform.platform(),
+           "load_average_1min": os.getloadavg()[0], "cpu_count": os.cpu_count(), "chars": args.chars,
            "bytes": int(tokens.numel()), "repeat": args.repeat, "budget_s": BUDGET_S,
            "median_s": {k: statistics.median(v) for k, v in rows.items()}, "all_s": rows}
     print(f"Inside Mamba page, {args.chars} characters ({tokens.numel()} bytes), median of {args.repeat}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads:")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {out['load_average_1min']:.1f} "
+          f"on {os.cpu_count()} cores:")
     for k, v in out["median_s"].items():
         print(f"  {k:18s} {v * 1000:7.0f} ms")
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
