@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import socket
@@ -183,11 +184,11 @@ def check_train(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
+    import torch
+
     from . import train as T
 
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
     if args.reproduce is not None:
         res = T.reproduce(args.reproduce, max_len=args.max_len or T.REPRODUCE_MAX_LEN, progress=not args.quiet)
@@ -196,6 +197,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = T.TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(T.TrainConfig)})
     res = T.train(cfg, progress=not args.quiet, device=args.device)
     final = res.final
+    diverged = [h["step"] for h in res.history if not math.isfinite(h["loss"])]
+    if diverged or not all(bool(torch.isfinite(p).all()) for p in res.model.parameters()):
+        where = f" (the loss is not finite from step {diverged[0]} on)" if diverged else ""
+        sys.exit(f"mamba-edu train: the training diverged{where}; nothing was saved. Try a smaller --lr or --clip.")
     print(f"{cfg.task}/{cfg.model}: token accuracy {final['accuracy']:.4f}, sequences all right "
           f"{final['sequence_accuracy']:.4f} (chance {T.tasks.chance_accuracy(cfg.task, cfg.vocab_size):.3f}), "
           f"{res.seconds:.1f} s")

@@ -42,6 +42,11 @@ def text_to_tokens(text: str, vocab_size: int, task: str | None = None) -> torch
         fail(func, "text", "a string", type(text).__name__)
     if len(text) > MAX_CHARS:
         fail(func, "text", f"at most {MAX_CHARS} characters", f"{len(text)} characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate such as "\ud800": no byte sequence to tokenise
+        fail(func, "text", "valid Unicode text (encodable as UTF-8)",
+             f"the unpaired surrogate {text[e.start]!r} at position {e.start}")
     check_choice(func, "task", task, TASKS)
     V = check_int(func, "vocab_size", vocab_size, minimum=3 if task == "selective-copy" else 2)
     out = []
