@@ -352,8 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--port", type=int_in(1, 65535), help=f"default: ${PORT_ENV}, else 8501")
     a.add_argument("--headless", action="store_true", help="do not open a browser")
     a.set_defaults(func=cmd_app, check=check_app, parser=a)
-    sub.add_parser("lab", help="open the notebooks in JupyterLab").set_defaults(func=cmd_lab)
-    sub.add_parser("info", help="the device and the implementations that run on it").set_defaults(func=cmd_info)
+    for name, func, text in (("lab", cmd_lab, "open the notebooks in JupyterLab"),
+                             ("info", cmd_info, "the device and the implementations that run on it")):
+        sp = sub.add_parser(name, help=text)
+        sp.set_defaults(func=func, parser=sp)
     _add_train(sub)
     _add_bench(sub)
     from .course.cli import add_course_parser  # argparse only; the course's work is imported when it runs
@@ -371,7 +373,12 @@ def main(argv: list[str] | None = None) -> int:
             check(args)
         except BadArgument as e:
             args.parser.error(str(e))
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback (bench keeps its cases in OUT.partial.jsonl)
+        sys.exit(f"{args.parser.prog}: interrupted")
+    except OSError as e:  # the file system during the work (disk full, a folder removed meanwhile): one line
+        sys.exit(f"{args.parser.prog}: {e}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ by the subcommand's `check` before any work starts, which raises BadArgument.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import tempfile
@@ -107,11 +108,37 @@ def torch_device(text: str) -> str:
     return str(dev)
 
 
+def _path_type(check):
+    """Wrap a path check: the text must be a non-empty path without NUL, and whatever the file
+    system says while looking at it (a name too long, a symlink loop) becomes the one-line error."""
+
+    @functools.wraps(check)
+    def parse(text: str) -> Path:
+        nonempty(text)
+        if "\0" in text:
+            raise argparse.ArgumentTypeError(f"expected a path; got {text!r}, which holds a NUL character")
+        try:
+            return check(text, Path(text))
+        except (OSError, RuntimeError) as e:  # RuntimeError: pathlib's symlink loop
+            raise argparse.ArgumentTypeError(f"expected a usable path; {text!r}: {getattr(e, 'strerror', None) or e}") from None
+
+    return parse
+
+
+def _exists(path: Path) -> bool:
+    """Whether `path` exists; a symbolic link that leads nowhere (or to itself) is an error."""
+    if path.exists():
+        return True
+    if os.path.lexists(path):
+        raise argparse.ArgumentTypeError(f"expected a usable path; {str(path)!r} is a broken symbolic link (or a loop)")
+    return False
+
+
 def _writable_parent(path: Path) -> None:
     """Raise ArgumentTypeError unless `path` could be created: its nearest existing ancestor is a
     folder we may write into."""
     anc = path.absolute().parent
-    while not anc.exists():
+    while not _exists(anc):
         anc = anc.parent
     if not anc.is_dir():
         raise argparse.ArgumentTypeError(f"expected a path inside a folder; {str(anc)!r} is a file")
@@ -132,39 +159,37 @@ def _can_write(folder: Path) -> None:
 def out_file(suffix: str | None = None):
     """An argparse type: a file to write (not a folder, inside a writable folder), ending in `suffix`."""
 
-    def parse(text: str) -> Path:
-        nonempty(text)
-        path = Path(text)
-        if path.is_dir():
-            raise argparse.ArgumentTypeError(f"expected a file path; {text!r} is a folder")
+    @_path_type
+    def out_file(text: str, path: Path) -> Path:
         if suffix and path.suffix != suffix:
             raise argparse.ArgumentTypeError(f"expected a file name ending in {suffix}; got {text!r}")
+        if _exists(path):
+            if path.is_dir():
+                raise argparse.ArgumentTypeError(f"expected a file path; {text!r} is a folder")
+            if not os.access(path, os.W_OK):
+                raise argparse.ArgumentTypeError(f"expected a file we can write; {text!r} is read-only")
         _writable_parent(path)
-        if path.exists() and not os.access(path, os.W_OK):
-            raise argparse.ArgumentTypeError(f"expected a file we can write; {text!r} is read-only")
         return path
 
-    return parse
+    return out_file
 
 
-def out_dir(text: str) -> Path:
+@_path_type
+def out_dir(text: str, path: Path) -> Path:
     """An argparse type: a folder to write into (existing or to be made), not a file."""
-    nonempty(text)
-    path = Path(text)
-    if path.exists():
+    if _exists(path):
         if not path.is_dir():
             raise argparse.ArgumentTypeError(f"expected a folder; {text!r} is a file")
         _can_write(path)
-        return path
-    _writable_parent(path)
+    else:
+        _writable_parent(path)
     return path
 
 
-def in_dir(text: str) -> Path:
+@_path_type
+def in_dir(text: str, path: Path) -> Path:
     """An argparse type: an existing folder."""
-    nonempty(text)
-    path = Path(text)
-    if not path.exists():
+    if not _exists(path):
         raise argparse.ArgumentTypeError(f"expected an existing folder; {text!r} does not exist")
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"expected a folder; {text!r} is a file")

@@ -39,11 +39,13 @@ def no_work(monkeypatch):
 
 @pytest.fixture
 def paths(tmp_path):
-    """{file}: an existing file; {dir}: an existing empty folder; {subs}: a submissions folder."""
+    """{file}: an existing file; {dir}: an existing empty folder; {subs}: a submissions folder;
+    {loop}: a symbolic link to itself; {long}: a name longer than any file system allows."""
     (tmp_path / "a_file.txt").write_text("not a folder")
     (tmp_path / "a_dir").mkdir()
     (tmp_path / "subs" / "ada").mkdir(parents=True)
-    return {"file": str(tmp_path / "a_file.txt"), "dir": str(tmp_path / "a_dir"), "subs": str(tmp_path / "subs")}
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a symbolic link to itself
+    return {"loop": str(tmp_path / "loop"), "long": str(tmp_path / ("x" * 300)),"file": str(tmp_path / "a_file.txt"), "dir": str(tmp_path / "a_dir"), "subs": str(tmp_path / "subs")}
 
 
 NO_GPU = not torch.cuda.is_available()
@@ -109,6 +111,9 @@ BAD = [
     (["bench", "--out", ""], "--out"),
     (["bench", "--out", "{dir}/report.html"], "--out"),
     (["bench", "--out", "{dir}/results"], "--out"),
+    (["bench", "--out", "a\0b.json"], "--out"),
+    (["bench", "--out", "{long}.json"], "--out"),
+    (["bench", "--out", "{loop}/x.json"], "--out"),
     pytest.param(["bench", "--out", "/proc/x.json"], "--out",
                  marks=pytest.mark.skipif(not Path("/proc/self").exists(), reason="no /proc")),
     # train: every field's type and range
@@ -151,6 +156,8 @@ BAD = [
     (["train", "--out", "{file}/ckpt"], "--out"),
     (["train", "--out", ""], "--out"),
     (["train", "--reproduce", "{file}"], "--reproduce"),
+    (["train", "--reproduce", "{loop}"], "--reproduce"),
+    (["train", "--out", "{long}"], "--out"),
     (["train", "--reproduce", "{dir}", "--steps", "5"], "--reproduce"),
     (["train", "--reproduce", "{dir}", "--out", "{dir}/ckpt"], "--reproduce"),
     # course build
@@ -160,6 +167,8 @@ BAD = [
     (["course", "build", "{file}"], "OUT"),
     (["course", "build", "{file}/kit"], "OUT"),
     (["course", "build", ""], "OUT"),
+    (["course", "build", "{loop}"], "OUT"),
+    (["course", "build", "{long}"], "OUT"),
     (["course", "build", "{dir}", "--parts", "answers"], "--parts"),
     (["course", "build", "{dir}", "--parts"], "--parts"),
     (["course", "build", "{dir}", "--lectures", "0"], "--lectures"),
@@ -175,6 +184,8 @@ BAD = [
     (["course", "grade", "{dir}/missing"], "SUBMISSIONS"),
     (["course", "grade", "{file}"], "SUBMISSIONS"),
     (["course", "grade", ""], "SUBMISSIONS"),
+    (["course", "grade", "{loop}"], "SUBMISSIONS"),
+    (["course", "grade", "{subs}", "--out", "{loop}"], "--out"),
     (["course", "grade", "{subs}", "--timeout", "nan"], "--timeout"),
     (["course", "grade", "{subs}", "--timeout", "inf"], "--timeout"),
     (["course", "grade", "{subs}", "--timeout", "-5"], "--timeout"),
@@ -299,3 +310,15 @@ def test_the_installed_command_exits_2_with_one_line(argv, name, paths):
                        env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and name in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), OSError(28, "No space left on device")])
+def test_an_interruption_or_a_file_system_error_during_the_work_is_one_line(error, monkeypatch, capsys):
+    def work(args):
+        raise error
+
+    monkeypatch.setattr(cli, "cmd_info", work)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["info"])
+    message = str(e.value.code)
+    assert message.startswith("mamba-edu info: ") and "\n" not in message and e.value.code != 0
