@@ -98,6 +98,7 @@ class S4DLayer(nn.Module):
         return self.out(F.gelu(y).transpose(1, 2))  # (b, l, d)
 
     def init_state(self, batch: int, device=None) -> torch.Tensor:
+        check_int(f"{type(self).__name__}.init_state", "batch", batch, minimum=0)
         A, _, _, _ = self.ssm()
         return torch.zeros(batch, *A.shape, dtype=A.dtype if self.is_complex else torch.float32, device=device)
 
@@ -152,6 +153,7 @@ class MambaBlock(nn.Module):
 
     def init_state(self, batch: int, device=None):
         """(conv window (b, e, k−1), SSM state (b, e, n)), both zeros: nothing seen yet."""
+        check_int(f"{type(self).__name__}.init_state", "batch", batch, minimum=0)
         return (torch.zeros(batch, self.d_inner, self.d_conv - 1, device=device),
                 torch.zeros(batch, self.d_inner, self.s6.n, device=device))
 
@@ -230,6 +232,7 @@ class TinyLM(nn.Module):
 
     def init_state(self, batch: int, device=None):
         """One state per layer; its size is fixed, whatever the position."""
+        check_int(f"{type(self).__name__}.init_state", "batch", batch, minimum=0)
         return [layer.mixer.init_state(batch, device=device) for layer in self.layers]
 
     def step(self, token: torch.Tensor, state):
@@ -349,6 +352,7 @@ class AttentionBlock(nn.Module):
 
     def init_state(self, batch: int, device=None):
         """An empty key-value cache: keys and values (b, heads, 0, d/heads). It grows by one per token."""
+        check_int(f"{type(self).__name__}.init_state", "batch", batch, minimum=0)
         empty = torch.zeros(batch, self.n_heads, 0, self.d_model // self.n_heads, device=device)
         return (empty, empty.clone())
 
@@ -432,7 +436,7 @@ def trace_block(block: MambaBlock, x: torch.Tensor) -> list[dict]:
     """
     if not isinstance(block, MambaBlock):
         raise ValueError(f"trace_block: argument 'block' must be a MambaBlock; got {type(block).__name__}.")
-    check_tensor("trace_block", "x", x, ndim=3, shape=(None, None, block.d_model), dims="(batch, L, d_model)")
+    _check_sequence("trace_block", x, block.d_model)
     P = mamba_block_parameters(block.d_model, block.s6.n, block.d_conv, block.d_inner // block.d_model,
                                block.s6.dt_rank)
     l = x.shape[1]
@@ -508,7 +512,7 @@ def decode_throughput(model: TinyLM, batch_sizes, position: int, repeat: int = 5
     """Tokens generated per second, batch / (seconds of one step), for each batch size, every
     sequence at `position` (so attention's cache holds `position` entries per sequence)."""
     check_int("decode_throughput", "position", position, minimum=0)
-    return [b / decode_step_seconds(model, [position], batch=check_int("decode_throughput", "batch_sizes", int(b)),
+    return [b / decode_step_seconds(model, [position], batch=check_int("decode_throughput", "batch_sizes", b),
                                     repeat=repeat, warmup=warmup, device=device)[0] for b in batch_sizes]
 
 
@@ -521,6 +525,8 @@ def hybrid_state_bytes(position: int, n_layers: int, n_attention: int, d_model: 
     from . import hardware
 
     func = "hybrid_state_bytes"
+    check_int(func, "position", position, minimum=0)
+    check_int(func, "d_model", d_model)
     check_int(func, "n_layers", n_layers)
     check_int(func, "n_attention", n_attention, minimum=0, maximum=n_layers)
     check_int(func, "n_heads", n_heads)

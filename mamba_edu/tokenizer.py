@@ -79,6 +79,8 @@ def text_targets(tokens: torch.Tensor, task: str) -> torch.Tensor:
     check_choice(func, "task", task, ("selective-copy", "induction"))
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1:
         fail(func, "tokens", "a 1-D tensor of token ids (T,)", getattr(tokens, "shape", type(tokens).__name__))
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        fail(func, "tokens", "a tensor of integer token ids", f"dtype {tokens.dtype}")
     targets = torch.full_like(tokens, IGNORE)  # (T,)
     if task == "selective-copy":
         data = tokens[tokens >= 2]  # (k,) in order

@@ -249,3 +249,44 @@ def test_cli_train_refuses_to_save_a_diverged_model(tmp_path, monkeypatch, capsy
                   "--d-model", "8", "--n-layers", "1", "--steps", "1", "--quiet", "--out", str(tmp_path / "m")])
     assert "diverged" in str(e.value.code) and "step 1" in str(e.value.code)
     assert not os.listdir(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Found beyond the issue's list, the same classes
+# ----------------------------------------------------------------------------------------------
+
+
+def test_trace_block_with_an_empty_sequence():
+    with pytest.raises(ValueError, match="trace_block: argument 'x' must be a sequence of length L >= 1"):
+        models.trace_block(models.MambaBlock(4, 4), torch.randn(1, 0, 4))
+
+
+@pytest.mark.parametrize("mixer", list(models.MIXERS))
+@pytest.mark.parametrize("batch", [-1, "2", 1.0])
+def test_init_state_with_a_bad_batch(mixer, batch):
+    for owner in (models.MIXERS[mixer](4), models.TinyLM(10, 4, 1, mixer=mixer)):
+        with pytest.raises(ValueError, match=r"init_state: argument 'batch' must be an integer"):
+            owner.init_state(batch)
+
+
+def test_decode_throughput_does_not_truncate_a_fractional_batch():
+    """int(1.5) used to measure batch 1 and report it as batch 1.5's throughput."""
+    with pytest.raises(ValueError, match="decode_throughput: argument 'batch_sizes' must be an integer"):
+        models.decode_throughput(models.TinyLM(10, 4, 1), [1.5], position=1)
+
+
+def test_hybrid_state_bytes_names_its_own_arguments():
+    with pytest.raises(ValueError, match="hybrid_state_bytes: argument 'position'"):
+        models.hybrid_state_bytes(-1, 2, 1, 8, 2)
+    with pytest.raises(ValueError, match="hybrid_state_bytes: argument 'd_model'"):
+        models.hybrid_state_bytes(5, 2, 1, 0, 2)
+
+
+def test_text_targets_refuses_float_tokens():
+    with pytest.raises(ValueError, match="text_targets: argument 'tokens' must be a tensor of integer token ids"):
+        tokenizer.text_targets(torch.tensor([1.0, 2.0]), "induction")
+
+
+def test_state_bytes_of_something_else():
+    with pytest.raises(ValueError, match="state_bytes: argument 'state'"):
+        models.state_bytes(None)
