@@ -10,6 +10,11 @@
                       measured floors; writes JSON results and an HTML report
     mamba-edu course  `course build OUT`: student notebooks, instructor pack, lecture slides;
                       `course grade SUBMISSIONS`: run and grade every student's notebooks
+
+Every argument is checked before any work starts (types in mamba_edu.cliargs, then each
+subcommand's `check_*`): a bad one is one line on stderr naming it and what was expected, exit
+status 2; no value is replaced by another behind the user's back. `app` and `lab` exec the server,
+so stopping the command stops it.
 """
 
 from __future__ import annotations
