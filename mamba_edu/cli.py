@@ -86,8 +86,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import torch
 
-    from .bench import implementations
-    from .hardware import describe_device
+    from .registry import implementations
+    from .machine import describe_device
 
     dev = describe_device()
     print(f"device:  {dev.summary()}")
@@ -258,10 +258,11 @@ BENCH_MAX = {"L": 2**24, "batch": 2**12, "dim": 2**16, "N": 2**10}  # far above 
 
 def check_bench(args: argparse.Namespace) -> None:
     from . import bench
+    from .registry import implementations
 
     if args.impls is None:
         return
-    known = [*bench.implementations(), bench.ATTENTION]
+    known = [*implementations(), bench.ATTENTION]
     unknown = [i for i in args.impls if i not in known]
     if unknown:
         raise BadArgument(f"argument --impls: expected names among {', '.join(known)}; got unknown {', '.join(unknown)}")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import mamba_edu
-from mamba_edu import bench, cli, discretize, lti, models, scan, tokenizer
+from mamba_edu import bench, cli, discretize, lti, models, registry, scan, tokenizer
 from mamba_edu import train as T
 from mamba_edu.selective import selective_scan_ref
 
@@ -206,7 +206,7 @@ def test_lti_kernel_with_an_absurd_length_fails_at_once():
 
 
 def _runnable():
-    return [name for name, e in bench.implementations().items() if e.available(torch.device("cpu"))[0]]
+    return [name for name, e in registry.implementations().items() if e.available(torch.device("cpu"))[0]]
 
 
 @pytest.mark.parametrize("where, value", [("u", math.nan), ("delta", math.nan), ("B", math.nan), ("C", math.nan),
