@@ -120,7 +120,8 @@ def _path_type(check):
         try:
             return check(text, Path(text))
         except (OSError, RuntimeError) as e:  # RuntimeError: pathlib's symlink loop
-            raise argparse.ArgumentTypeError(f"expected a usable path; {text!r}: {getattr(e, 'strerror', None) or e}") from None
+            why = getattr(e, "strerror", None) or e
+            raise argparse.ArgumentTypeError(f"expected a usable path; {text!r}: {why}") from None
 
     return parse
 

@@ -161,7 +161,8 @@ class MambaBlock(nn.Module):
         """x (b, d) and the state → (b, d) and the new state: one token of decoding."""
         check_tensor("MambaBlock.step", "x", x, ndim=2, shape=(None, self.d_model), dims="(batch, d_model)")
         if not isinstance(state, (tuple, list)) or len(state) != 2:
-            fail("MambaBlock.step", "state", "a pair (conv window, SSM state) as init_state makes it", type(state).__name__)
+            fail("MambaBlock.step", "state", "a pair (conv window, SSM state) as init_state makes it",
+                 type(state).__name__)
         conv, h = state
         dims = ("(batch, expand·d_model, d_conv − 1)", "(batch, expand·d_model, d_state)")
         for i, (got, want) in enumerate(zip(state, self.init_state(x.shape[0], device=x.device))):
@@ -367,7 +368,8 @@ class AttentionBlock(nn.Module):
             check_tensor("AttentionBlock.step", name, t, shape=cache, dims="(batch, heads, t, d_model / heads)",
                          device=x.device)
         if keys.shape[2] != values.shape[2]:
-            fail("AttentionBlock.step", "state", "keys and values of the same length t", (keys.shape[2], values.shape[2]))
+            fail("AttentionBlock.step", "state", "keys and values of the same length t",
+                 (keys.shape[2], values.shape[2]))
         t = keys.shape[2]  # the position of this token
         h = x[:, None] + self.position_code(t, 1, device=x.device).to(x.dtype)  # (b, 1, d)
         q, k, v = self._heads(h)  # (b, H, 1, d/H) each

@@ -45,7 +45,8 @@ def paths(tmp_path):
     (tmp_path / "a_dir").mkdir()
     (tmp_path / "subs" / "ada").mkdir(parents=True)
     (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a symbolic link to itself
-    return {"loop": str(tmp_path / "loop"), "long": str(tmp_path / ("x" * 300)),"file": str(tmp_path / "a_file.txt"), "dir": str(tmp_path / "a_dir"), "subs": str(tmp_path / "subs")}
+    return {"file": str(tmp_path / "a_file.txt"), "dir": str(tmp_path / "a_dir"), "subs": str(tmp_path / "subs"),
+            "loop": str(tmp_path / "loop"), "long": str(tmp_path / ("x" * 300))}
 
 
 NO_GPU = not torch.cuda.is_available()
