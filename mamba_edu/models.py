@@ -36,12 +36,13 @@ def _check_sequence(func: str, x: torch.Tensor, d_model: int) -> None:
         fail(func, "x", "a sequence of length L >= 1 (shape (batch, L, d_model))", f"shape {tuple(x.shape)}")
 
 
-def _check_state(func: str, name: str, h: object, like: torch.Tensor, dims: str) -> None:
-    """A decoding state must have the shape init_state makes (and be on x's device): a state of
-    another batch or width would broadcast silently into a wrong answer, or fail deep inside."""
-    dtypes = COMPLEX_DTYPES if like.is_complex() else FLOAT_DTYPES
-    check_tensor(func, name, h, shape=tuple(like.shape), dims=dims, dtypes=dtypes,
-                 device=like.device)
+def _check_state(func: str, name: str, h: object, shape: tuple, dims: str, x: torch.Tensor,
+                 complex_: bool = False) -> None:
+    """A decoding state must have the shape init_state makes, on x's device: a state of another
+    batch or width would broadcast silently into a wrong answer, or fail deep inside. (Shapes
+    only: nothing is allocated and nothing waits for a GPU, so decoding stays as fast.)"""
+    check_tensor(func, name, h, shape=shape, dims=dims, dtypes=COMPLEX_DTYPES if complex_ else FLOAT_DTYPES,
+                 device=x.device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -105,7 +106,8 @@ class S4DLayer(nn.Module):
     def step(self, x: torch.Tensor, h: torch.Tensor):
         """x (b, d), state h (b, d, n') → (b, d), new state."""
         check_tensor("S4DLayer.step", "x", x, ndim=2, shape=(None, self.d_model), dims="(batch, d_model)")
-        _check_state("S4DLayer.step", "h", h, self.init_state(x.shape[0], device=x.device), "(batch, d_model, N)")
+        _check_state("S4DLayer.step", "h", h, (x.shape[0], *self.log_A_real.shape), "(batch, d_model, N)", x,
+                     self.is_complex)
         A, B, C, dt = self.ssm()
         Ab, Bb = lti.s4d_discretize(A, B, dt)  # (d, n') each: zero-order hold per channel
         h = Ab * h + Bb * x[..., None].to(h.dtype)  # (b, d, n')
@@ -164,9 +166,10 @@ class MambaBlock(nn.Module):
             fail("MambaBlock.step", "state", "a pair (conv window, SSM state) as init_state makes it",
                  type(state).__name__)
         conv, h = state
-        dims = ("(batch, expand·d_model, d_conv − 1)", "(batch, expand·d_model, d_state)")
-        for i, (got, want) in enumerate(zip(state, self.init_state(x.shape[0], device=x.device))):
-            _check_state("MambaBlock.step", f"state[{i}]", got, want, dims[i])
+        b = x.shape[0]
+        _check_state("MambaBlock.step", "state[0]", conv, (b, self.d_inner, self.d_conv - 1),
+                     "(batch, expand·d_model, d_conv − 1)", x)
+        _check_state("MambaBlock.step", "state[1]", h, (b, self.d_inner, self.s6.n), "(batch, expand·d_model, d_state)", x)
         xs, z = self.in_proj(x).chunk(2, dim=-1)  # (b, e) each
         window = torch.cat([conv, xs[..., None]], dim=-1)  # (b, e, k): the last k inputs
         xs = (window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias  # (b, e)
