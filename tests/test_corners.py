@@ -290,3 +290,27 @@ def test_text_targets_refuses_float_tokens():
 def test_state_bytes_of_something_else():
     with pytest.raises(ValueError, match="state_bytes: argument 'state'"):
         models.state_bytes(None)
+
+
+def nan_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False):
+    """An implementation that returns NaN everywhere (registered by the test below only)."""
+    out = torch.full_like(u, math.nan)
+    return (out, torch.zeros(u.shape[0], u.shape[1], A.shape[1])) if return_last_state else out
+
+
+def test_the_benchmark_never_times_or_prints_a_nan(monkeypatch):
+    """A non-finite result is recorded as `wrong` (with its error) and never timed: no NaN reaches
+    the JSON's times or the terminal's table."""
+    from mamba_edu.iomodel import fused_bytes
+    from mamba_edu.viz import bench as vb
+
+    entry = registry.Implementation("nan_scan", "returns NaN", f"{__name__}:nan_scan", fused_bytes, has_backward=False)
+    monkeypatch.setitem(registry._REGISTRY, "nan_scan", entry)
+    cfg = bench.BenchConfig(lengths=(8,), batch=1, dim=4, N=2, dtype="float32", impls=("nan_scan", "parallel"),
+                            passes=("forward",), attention=False)
+    results = bench.run_bench(cfg, device="cpu", progress=False)
+    status = {c["impl"]: c for c in results["cases"]}
+    assert status["parallel"]["status"] == "ok"
+    assert status["nan_scan"]["status"] == "wrong" and not status["nan_scan"].get("ms")
+    table = vb.summary_table(results)
+    assert "nan_scan" in table and "wrong" in table and "nan " not in table.lower().replace("nan_scan", "")
