@@ -161,6 +161,9 @@ BAD = [
     (["train", "--out", "{long}"], "--out"),
     (["train", "--reproduce", "{dir}", "--steps", "5"], "--reproduce"),
     (["train", "--reproduce", "{dir}", "--out", "{dir}/ckpt"], "--reproduce"),
+    (["train", "--preset", "textlm", "--steps", "5"], "--preset"),
+    (["train", "--preset", "textlm", "--out", "{dir}/ckpt"], "--preset"),
+    (["train", "--preset", "gpt"], "--preset"),
     # course build
     (["course"], "course_command"),
     (["course", "teach"], "course_command"),
