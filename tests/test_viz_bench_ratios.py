@@ -15,7 +15,7 @@ def _case(impl, pass_, L, ms, peak=None, status="ok"):
 
 
 RESULTS = {"schema": bench.SCHEMA, "device": {"name": "GPU"}, "date": "2026-01-01 00:00 UTC", "versions": {},
-           "floors": {}, "cases": [_case("fused", "forward", 16, 1.0, 100), _case("official", "forward", 16, 2.5, 200),
+           "floors": {"copy_bytes_per_s": 1e12, "exp_per_s": 1e12}, "cases": [_case("fused", "forward", 16, 1.0, 100), _case("official", "forward", 16, 2.5, 200),
                                    _case("fused", "forward", 32, 4.0), _case("official", "forward", 32, 2.0),
                                    _case("fused", "forward_backward", 16, 3.0),
                                    _case("official", "forward_backward", 16, 1.0, status="wrong"),
@@ -50,3 +50,10 @@ def test_the_recorded_h100_run_has_the_official_kernel_beside_fused():
     assert len(rows) >= 20  # every shape of the full preset where both ran
     fig = vb.official_ratios(results)
     assert len(fig.data[0].x) == len(rows)
+
+
+def test_the_html_report_holds_the_ratio_chart_when_official_ran(tmp_path):
+    with_official = vb.write_report(RESULTS, tmp_path / "a.html").read_text()
+    assert "official time / fused time, same run" in with_official
+    no_official = dict(RESULTS, cases=[c for c in RESULTS["cases"] if c["impl"] != "official"])
+    assert "official time / fused time" not in vb.write_report(no_official, tmp_path / "b.html").read_text()

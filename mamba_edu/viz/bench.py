@@ -133,6 +133,9 @@ def write_report(results: dict, path) -> Path:
             if fig.data:
                 parts.append(fig.to_html(full_html=False, include_plotlyjs="cdn" if first else False))
                 first = False
+    ratios = official_ratios(results)
+    if ratios is not None:  # the official kernel was installed where the benchmark ran
+        parts.append(ratios.to_html(full_html=False, include_plotlyjs="cdn" if first else False))
     parts.append("<pre>" + summary_table(results) + "</pre>")
     path.write_text("<html><head><meta charset='utf-8'></head><body>" + "\n".join(parts) + "</body></html>")
     return path
