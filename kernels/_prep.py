@@ -10,12 +10,12 @@ Glossary (as in `mamba_edu.selective`)
 
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
 
 from mamba_edu._checks import fail
+from mamba_edu.machine import interpreter_problem
 from mamba_edu.selective import check_selective_scan_args
 
 KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -24,29 +24,6 @@ MAX_N = 256
 
 def next_pow2(x: int) -> int:
     return 1 << max(0, (int(x) - 1).bit_length())
-
-
-def _release(version: str) -> tuple[int, int]:
-    """"3.6.0" → (3, 6)."""
-    major, minor = (version.split(".") + ["0"])[:2]
-    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
-
-
-@functools.cache
-def interpreter_problem() -> str | None:
-    """Why Triton's interpreter cannot run the kernels with the installed NumPy, or None.
-
-    Triton 3.6's interpreter runs `range(0, N)` over a scalar argument by calling int() on a
-    one-element array, which NumPy 2.4 refuses ("only 0-dimensional arrays can be converted to
-    Python scalars"); Triton 3.7 and later run with NumPy 2.3 and 2.4 alike.
-    """
-    import numpy
-    import triton
-
-    if _release(triton.__version__) < (3, 7) and _release(numpy.__version__) >= (2, 4):
-        return (f"Triton {triton.__version__}'s interpreter cannot run with NumPy {numpy.__version__}: "
-                "install numpy<2.4 or triton>=3.7")
-    return None
 
 
 def check_can_launch(func: str, u: torch.Tensor) -> None:

@@ -469,9 +469,14 @@ def test_kernels_name_a_triton_numpy_pair_the_interpreter_cannot_run(triton_vers
         assert (problem is None) == works
         if not works:
             assert "install numpy<2.4 or triton>=3.7" in problem
-            if not ON_GPU:  # a launch on the CPU says so up front
+            if not ON_GPU:  # a launch on the CPU says so up front; the registry lists the kernels as not runnable
+                x = _inputs(1, 2, 4, 2, None, torch.float32, seed=1)
+                from mamba_edu.kernels.scan_unfused import selective_scan_triton_scan
                 with pytest.raises(RuntimeError, match=f"triton_scan: Triton {triton_version}'s interpreter cannot run"):
-                    mamba_edu.selective_scan(**_inputs(1, 2, 4, 2, None, torch.float32, seed=1), impl="triton_scan")
+                    selective_scan_triton_scan(**x)
+                assert mamba_edu.implementations()["fused"].available("cpu") == (False, problem)
+                with pytest.raises(ValueError, match=f"Triton {triton_version}'s interpreter cannot run"):
+                    mamba_edu.selective_scan(**x, impl="triton_scan")
     finally:
         monkeypatch.undo()
         _prep.interpreter_problem.cache_clear()
