@@ -18,6 +18,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository (an editable install points here)
@@ -74,8 +75,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     if args.reproduce:
-        res = T.reproduce(args.reproduce, max_len=args.max_len or T.REPRODUCE_MAX_LEN, progress=not args.quiet)
-        print(f"wrote {args.reproduce}/results.json, README.md and checkpoints/ in {res['total_seconds'] / 60:.1f} min")
+        only = [p.strip() for p in args.only.split(",") if p.strip()] if args.only is not None else None
+        try:
+            t0 = time.perf_counter()
+            T.reproduce(args.reproduce, max_len=args.max_len or T.REPRODUCE_MAX_LEN, progress=not args.quiet,
+                        only=only)
+        except ValueError as e:
+            print(f"mamba-edu train: {e}", file=sys.stderr)
+            return 2
+        minutes = (time.perf_counter() - t0) / 60
+        print(f"wrote {args.reproduce}/results.json, README.md and checkpoints/ in {minutes:.1f} min")
         return 0
     fields = {f.name for f in dataclasses.fields(T.TrainConfig)}
     cfg = T.TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
@@ -122,7 +131,10 @@ def _add_train(sub) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--reproduce", metavar="DIR",
                    help="train and evaluate every run of the results table and write DIR/results.json, "
-                        "DIR/README.md and DIR/checkpoints/ (ignores the other options but --max-len, --threads)")
+                        "DIR/README.md and DIR/checkpoints/ (ignores the other options but --max-len, --threads, --only)")
+    t.add_argument("--only", metavar="PATTERNS",
+                   help="with --reproduce: retrain only the runs matching these comma-separated patterns "
+                        "(e.g. 'parity-*,modsum-*') and keep the other runs of DIR/results.json")
     t.set_defaults(func=cmd_train)
 
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from . import lti
 from ._checks import check_choice, check_int, check_tensor
+from .mamba3 import Mamba3
 from .selective import S6
 
 # ----------------------------------------------------------------------------------------------
@@ -334,6 +335,7 @@ class AttentionBlock(nn.Module):
 
 
 MIXERS["attention"] = AttentionBlock
+MIXERS["mamba3"] = Mamba3  # mamba_edu.mamba3: trapezoid, rotating state, MIMO (chapter 12)
 
 
 # ----------------------------------------------------------------------------------------------
