@@ -511,6 +511,13 @@ class Mamba3(nn.Module):
                                state=None if state is None else Mamba3State(*state), return_state=True)
         return self.out_proj(y.flatten(-2)), st
 
+    @torch.no_grad()
+    def trace(self, u: torch.Tensor) -> dict:
+        """What the layer computes per token, for pictures: u (b, l, d) →
+        {"theta" (b, l, h, s) cumulative angles, "dt", "lam", "decay" = exp(adt) (b, l, h)}."""
+        x, dt, adt, lam, B, C, omega, z = self._ssm_inputs(u)
+        return {"theta": cumulative_angles(omega, dt), "dt": dt, "lam": lam, "decay": torch.exp(adt)}
+
     def init_state(self, batch: int, device=None) -> Mamba3State:
         return zero_state(batch, self.nheads, self.headdim, self.d_state, self.n_angles, self.mimo_rank,
                           device=device)
@@ -583,6 +590,37 @@ def mimo_decode_intensity(headdim: int, d_state: int, rank: int, bytes_per_eleme
     return {"flops": flops, "bytes": nbytes, "intensity": flops / nbytes}
 
 
+def mimo_decode_benchmark(ranks=(1, 2, 4, 8), heads: int = 8, headdim: int = 64, d_state: int = 128, batch: int = 1,
+                          repeat: int = 20, warmup: int = 3) -> list[dict]:
+    """Time one `mamba3_step` (float32, this machine) for each MIMO rank, with the same state size.
+
+    Returns one row per rank: {"rank", "seconds" (median), "flops", "bytes", "intensity",
+    "flops_per_s"}; flops and bytes from `mimo_decode_intensity`, times the heads and the batch.
+    """
+    from .hardware import median_seconds
+
+    check_int("mimo_decode_benchmark", "heads", heads)
+    check_int("mimo_decode_benchmark", "batch", batch)
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for r in ranks:
+        check_int("mimo_decode_benchmark", "ranks", r)
+        rn = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+        st = Mamba3State(rn(batch, heads, d_state // 4), rn(batch, heads, headdim, d_state), rn(batch, r, heads, d_state),
+                         rn(batch, heads, headdim))
+        args = (rn(batch, heads, headdim), torch.rand(batch, heads, generator=g), -torch.rand(batch, heads, generator=g),
+                torch.rand(batch, heads, generator=g), rn(batch, r, heads, d_state), rn(batch, r, heads, d_state),
+                rn(batch, heads, d_state // 4), st)
+        w = {k: rn(heads, r, headdim) for k in ("mimo_x", "mimo_z", "mimo_o")}
+        with torch.no_grad():
+            sec = median_seconds(lambda: mamba3_step(*args, **w), repeat=repeat, warmup=warmup)
+        m = mimo_decode_intensity(headdim, d_state, r)
+        flops, nbytes = m["flops"] * heads * batch, m["bytes"] * heads * batch
+        rows.append({"rank": r, "seconds": sec, "flops": flops, "bytes": nbytes, "intensity": m["intensity"],
+                     "flops_per_s": flops / sec})
+    return rows
+
+
 __all__ = ["Mamba3State", "zero_state", "trapezoid_coefficients", "cumulative_angles", "rotate", "mamba3_step",
            "mamba3_sequential", "mamba3_chunked", "mamba3_complex_ref", "mamba3_official_args", "Mamba3",
-           "trapezoid_error", "mimo_decode_intensity"]
+           "trapezoid_error", "mimo_decode_intensity", "mimo_decode_benchmark"]
