@@ -144,8 +144,8 @@ def show(fig, key: str | None = None) -> None:
 
 @st.cache_resource(show_spinner=False)
 def device():
-    """The device found here (`mamba_edu.hardware.describe_device`), looked up once per server."""
-    from mamba_edu.hardware import describe_device
+    """The device found here (`mamba_edu.machine.describe_device`), looked up once per server."""
+    from mamba_edu.machine import describe_device
 
     return describe_device()
 

@@ -50,8 +50,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import torch
 
-    from .bench import implementations
-    from .hardware import describe_device
+    from .registry import implementations
+    from .machine import describe_device
 
     dev = describe_device()
     print(f"device:  {dev.summary()}")
@@ -144,6 +144,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     from . import bench
+    from .registry import implementations
     from .viz import bench as vb
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -155,10 +156,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             setattr(cfg, name, getattr(args, name))
     if args.impls:
         cfg.impls = tuple(args.impls.split(","))
-        unknown = [i for i in cfg.impls if i not in bench.implementations() and i != bench.ATTENTION]
+        unknown = [i for i in cfg.impls if i not in implementations() and i != bench.ATTENTION]
         if unknown:
             sys.exit(f"mamba-edu bench: unknown implementation(s) {unknown}; known: "
-                     f"{', '.join(bench.implementations())}, {bench.ATTENTION}")
+                     f"{', '.join(implementations())}, {bench.ATTENTION}")
     if args.forward_only:
         cfg.passes = ("forward",)
     if args.no_attention:

@@ -47,6 +47,7 @@ from torch.autograd.function import once_differentiable
 
 from . import scan as _scan
 from ._checks import FLOAT_DTYPES, check_finite, check_float, check_int, check_tensor, fail
+from .registry import selective_scan  # the dispatcher: S6 runs whichever implementation `impl` names
 
 FUNC = "selective_scan"
 
@@ -412,8 +413,6 @@ class S6(nn.Module):
         return F.softplus(_atleast_fp32(raw) + _atleast_fp32(self.dt_proj.bias)[:, None])
 
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None, return_last_state: bool = False):
-        from .bench import selective_scan  # the dispatcher (registry of implementations)
-
         delta, B, C = self.projections(x)
         return selective_scan(x, delta, self.A, B, C, _atleast_fp32(self.D), z=z,
                               delta_bias=_atleast_fp32(self.dt_proj.bias), delta_softplus=True,

@@ -10,7 +10,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import mamba_edu
-from mamba_edu.hardware import describe_device
+from mamba_edu.machine import describe_device
 
 APP = Path(__file__).resolve().parents[1] / "app"
 sys.path.insert(0, str(APP))

@@ -6,7 +6,7 @@ each sentence that has to be updated with it."""
 import re
 from pathlib import Path
 
-from mamba_edu import bench, hardware
+from mamba_edu import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = dict(batch=8, dim=1536, L=2048, N=16)
@@ -26,7 +26,7 @@ def _case(results, impl, pass_, shape):
 
 
 def test_notes_target_table_matches_the_recorded_run():
-    results = bench.load_results(hardware.BENCH_DIR / "h100.json")
+    results = bench.load_results(bench.BENCH_DIR / "h100.json")
     rows = {}
     for line in (ROOT / "results/bench/NOTES.md").read_text().splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -43,7 +43,7 @@ def test_notes_target_table_matches_the_recorded_run():
 
 
 def test_readme_numbers_match_the_recorded_run():
-    results = bench.load_results(hardware.BENCH_DIR / "h100.json")
+    results = bench.load_results(bench.BENCH_DIR / "h100.json")
     fwd, fb = (_case(results, "fused", p, MAIN)["ms"] for p in ("forward", "forward_backward"))
     speedup = _case(results, "parallel", "forward", MAIN)["ms"] / fwd
     text = " ".join((ROOT / "README.md").read_text().split())
