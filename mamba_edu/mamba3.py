@@ -597,7 +597,7 @@ def mimo_decode_benchmark(ranks=(1, 2, 4, 8), heads: int = 8, headdim: int = 64,
     Returns one row per rank: {"rank", "seconds" (median), "flops", "bytes", "intensity",
     "flops_per_s"}; flops and bytes from `mimo_decode_intensity`, times the heads and the batch.
     """
-    from .hardware import median_seconds
+    from .measure import median_seconds
 
     check_int("mimo_decode_benchmark", "heads", heads)
     check_int("mimo_decode_benchmark", "batch", batch)

@@ -216,7 +216,7 @@ def test_exp_trapezoidal_rule():
 
 def test_trapezoid_is_second_order():
     """Global error on a smooth input: exponential-Euler and ZOH O(Δ), the trapezoid (λ = ½) O(Δ²)."""
-    from mamba_edu.hardware import fit_power_law
+    from mamba_edu.measure import fit_power_law
 
     dts = [0.1, 0.05, 0.025]
     slopes = {rule: fit_power_law(dts, mamba3.trapezoid_error(dts, rule=rule))[1] for rule in ("euler", "zoh", "trapezoid")}
