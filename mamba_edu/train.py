@@ -477,7 +477,7 @@ _TRACK = dict(seq_len=64, d_model=32, n_layers=1, d_state=16, headdim=16, batch_
 _PARITY = dict(task="parity", vocab_size=2, steps=400, eval_every=100, **_TRACK)
 _MODSUM = dict(task="mod-sum", vocab_size=3, steps=800, eval_every=200, **_TRACK)
 _COPY256 = dict(task="selective-copy", seq_len=256, n_data=16, vocab_size=16, d_model=32, n_layers=2,
-                batch_size=32, lr=1e-2, weight_decay=0.0, eval_every=200, eval_size=512, seed=0)
+                batch_size=32, lr=1e-2, weight_decay=0.0, eval_every=250, eval_size=512, seed=0)
 REPRODUCE_RUNS.update({
     "parity-mamba3": TrainConfig(model="mamba3", rope_fraction=0.5, **_PARITY),  # rotating (complex) state
     "parity-mamba3-real": TrainConfig(model="mamba3", rope_fraction=0, **_PARITY),  # the same layer, no rotation
@@ -485,8 +485,8 @@ REPRODUCE_RUNS.update({
     "modsum-mamba3": TrainConfig(model="mamba3", rope_fraction=0.5, **_MODSUM),
     "modsum-mamba3-real": TrainConfig(model="mamba3", rope_fraction=0, **_MODSUM),
     "modsum-mamba": TrainConfig(model="mamba", dt_rank=32, **_MODSUM),
-    "copy256-s4d": TrainConfig(model="s4d", d_state=16, steps=1200, **_COPY256),
-    "copy256-mamba": TrainConfig(model="mamba", d_state=16, dt_rank=32, steps=1200, **_COPY256),
+    "copy256-s4d": TrainConfig(model="s4d", d_state=16, steps=1500, **_COPY256),
+    "copy256-mamba": TrainConfig(model="mamba", d_state=16, dt_rank=32, steps=1500, **_COPY256),
 })
 # which runs are evaluated at longer lengths, and how: the SSM recurrently (memory constant in L),
 # attention all at once (its cost grows as L², so a time budget stops it)
@@ -530,9 +530,6 @@ def reproduce(out_dir="results/tasks", max_len: int = REPRODUCE_MAX_LEN, n_extra
     out = Path(out_dir)
     t_start = time.perf_counter()
     results = {"environment": environment(), "runs": {}, "extrapolation": {}}
-    if only is not None and (out / "results.json").exists():
-        old = json.loads((out / "results.json").read_text())
-        results = {**old, "runs": dict(old.get("runs", {})), "extrapolation": dict(old.get("extrapolation", {}))}
     for name in _selected(runs, only):
         cfg = runs[name]
         if progress:
@@ -559,6 +556,11 @@ def reproduce(out_dir="results/tasks", max_len: int = REPRODUCE_MAX_LEN, n_extra
             results["extrapolation"][name] = extrapolate(res.model, cfg, lengths, n_samples=n_extrapolate,
                                                          path=REPRODUCE_EXTRAPOLATION[name],
                                                          time_budget_s=time_budget_s, progress=progress)
+    if only is not None and (out / "results.json").exists():
+        # read the file only now (another --only run may have written it meanwhile) and update our runs in it
+        old = json.loads((out / "results.json").read_text())
+        results = {**old, "runs": {**old.get("runs", {}), **results["runs"]},
+                   "extrapolation": {**old.get("extrapolation", {}), **results["extrapolation"]}}
     # keep the file's order: the runs in REPRODUCE_RUNS order, then any others
     order = list(runs) + [n for n in results["runs"] if n not in runs]
     results["runs"] = {n: results["runs"][n] for n in order if n in results["runs"]}
