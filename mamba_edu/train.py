@@ -475,7 +475,7 @@ REPRODUCE_RUNS = {
 _TRACK = dict(seq_len=64, d_model=32, n_layers=1, d_state=16, headdim=16, batch_size=32, lr=1e-2, weight_decay=0.0,
               eval_size=512, seed=0)
 _PARITY = dict(task="parity", vocab_size=2, steps=400, eval_every=100, **_TRACK)
-_MODSUM = dict(task="mod-sum", vocab_size=3, steps=800, eval_every=200, **_TRACK)
+_MODSUM = dict(task="mod-sum", vocab_size=3, steps=1500, eval_every=250, **{**_TRACK, "seq_len": 32})  # harder: L 32
 _COPY256 = dict(task="selective-copy", seq_len=256, n_data=16, vocab_size=16, d_model=32, n_layers=2,
                 batch_size=32, lr=1e-2, weight_decay=0.0, eval_every=250, eval_size=512, seed=0)
 REPRODUCE_RUNS.update({
