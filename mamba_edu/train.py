@@ -477,7 +477,7 @@ _TRACK = dict(seq_len=64, d_model=32, n_layers=1, d_state=16, headdim=16, batch_
 _PARITY = dict(task="parity", vocab_size=2, steps=400, eval_every=100, **_TRACK)
 _MODSUM = dict(task="mod-sum", vocab_size=3, steps=1500, eval_every=250, **{**_TRACK, "seq_len": 32})  # harder: L 32
 _COPY256 = dict(task="selective-copy", seq_len=256, n_data=16, vocab_size=16, d_model=32, n_layers=2,
-                batch_size=32, lr=1e-2, weight_decay=0.0, eval_every=250, eval_size=512, seed=0)
+                batch_size=16, lr=1e-2, weight_decay=0.0, eval_every=250, eval_size=512, seed=0)
 REPRODUCE_RUNS.update({
     "parity-mamba3": TrainConfig(model="mamba3", rope_fraction=0.5, **_PARITY),  # rotating (complex) state
     "parity-mamba3-real": TrainConfig(model="mamba3", rope_fraction=0, **_PARITY),  # the same layer, no rotation
@@ -485,8 +485,8 @@ REPRODUCE_RUNS.update({
     "modsum-mamba3": TrainConfig(model="mamba3", rope_fraction=0.5, **_MODSUM),
     "modsum-mamba3-real": TrainConfig(model="mamba3", rope_fraction=0, **_MODSUM),
     "modsum-mamba": TrainConfig(model="mamba", dt_rank=32, **_MODSUM),
-    "copy256-s4d": TrainConfig(model="s4d", d_state=16, steps=1500, **_COPY256),
-    "copy256-mamba": TrainConfig(model="mamba", d_state=16, dt_rank=32, steps=1500, **_COPY256),
+    "copy256-s4d": TrainConfig(model="s4d", d_state=8, steps=2000, **_COPY256),
+    "copy256-mamba": TrainConfig(model="mamba", d_state=8, dt_rank=32, steps=2000, **_COPY256),
 })
 # which runs are evaluated at longer lengths, and how: the SSM recurrently (memory constant in L),
 # attention all at once (its cost grows as L², so a time budget stops it)
