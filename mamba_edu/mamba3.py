@@ -590,6 +590,20 @@ def mimo_decode_intensity(headdim: int, d_state: int, rank: int, bytes_per_eleme
     return {"flops": flops, "bytes": nbytes, "intensity": flops / nbytes}
 
 
+def angle_that_tracks(theta: torch.Tensor, labels: torch.Tensor) -> tuple[int, int, float]:
+    """The head and angle whose points (cos θ_t, sin θ_t) best separate the tokens with label 1 from
+    those with label 0 (e.g. odd from even parity): the distance between the two groups' mean points
+    on the unit circle, at most 2. theta (l, h, s), labels (l,) of 0/1 → (head, angle, distance)."""
+    check_tensor("angle_that_tracks", "theta", theta, ndim=3, dims="(l, h, s)")
+    lab = labels.bool()
+    if lab.shape != theta.shape[:1] or not (bool(lab.any()) and bool((~lab).any())):
+        fail("angle_that_tracks", "labels", f"({theta.shape[0]},) values with both 0s and 1s", tuple(labels.shape))
+    z = torch.polar(torch.ones_like(theta), theta)  # (l, h, s): points on the unit circle
+    gap = (z[lab].mean(0) - z[~lab].mean(0)).abs()  # (h, s)
+    head, k = divmod(int(gap.argmax()), theta.shape[-1])
+    return head, k, float(gap[head, k])
+
+
 def mimo_decode_benchmark(ranks=(1, 2, 4, 8), heads: int = 8, headdim: int = 64, d_state: int = 128, batch: int = 1,
                           repeat: int = 20, warmup: int = 3) -> list[dict]:
     """Time one `mamba3_step` (float32, this machine) for each MIMO rank, with the same state size.
@@ -623,4 +637,4 @@ def mimo_decode_benchmark(ranks=(1, 2, 4, 8), heads: int = 8, headdim: int = 64,
 
 __all__ = ["Mamba3State", "zero_state", "trapezoid_coefficients", "cumulative_angles", "rotate", "mamba3_step",
            "mamba3_sequential", "mamba3_chunked", "mamba3_complex_ref", "mamba3_official_args", "Mamba3",
-           "trapezoid_error", "mimo_decode_intensity", "mimo_decode_benchmark"]
+           "trapezoid_error", "mimo_decode_intensity", "mimo_decode_benchmark", "angle_that_tracks"]
