@@ -4,7 +4,8 @@
     mamba-edu lab     open the notebooks in JupyterLab
     mamba-edu info    the device found here and which implementations can run on it
     mamba-edu train   train a tiny model on a synthetic task (selective copying, induction heads),
-                      or regenerate every result of results/tasks with `--reproduce results/tasks`
+                      or regenerate every result of results/tasks with `--reproduce results/tasks`,
+                      or the byte-level language model of results/textlm with `--preset textlm`
 
     mamba-edu bench   time every selective-scan implementation (checked first) against the
                       measured floors; writes JSON results and an HTML report
@@ -74,6 +75,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.preset == "textlm":
+        from . import textlm
+
+        out = args.out or "results/textlm"
+        res = textlm.reproduce(out, progress=not args.quiet)
+        print(f"wrote {out}/results.json, README.md and the checkpoints in {res['total_seconds'] / 60:.1f} min")
+        return 0
     if args.reproduce:
         only = [p.strip() for p in args.only.split(",") if p.strip()] if args.only is not None else None
         try:
@@ -135,6 +143,10 @@ def _add_train(sub) -> None:
     t.add_argument("--only", metavar="PATTERNS",
                    help="with --reproduce: retrain only the runs matching these comma-separated patterns "
                         "(e.g. 'parity-*,modsum-*') and keep the other runs of DIR/results.json")
+    t.add_argument("--preset", choices=["textlm"],
+                   help="textlm: train the byte-level language model on the Python standard library's source and "
+                        "its same-size attention baseline, and write results/textlm (or --out DIR); ignores the "
+                        "other options but --threads, --quiet")
     t.set_defaults(func=cmd_train)
 
 
