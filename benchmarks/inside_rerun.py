@@ -10,7 +10,7 @@ figures, serialisation) and times `AppTest.run()` for three kinds of rerun, the 
                     the figures of that byte are built
     unchanged       nothing changed (e.g. the window was resized): everything from the cache
 
-and, for the breakdown, the library alone: `probe.read` of the 256 bytes. Prints a table and writes
+and, for the breakdown, the library alone: `block_reading.read` of the 256 bytes. Prints a table and writes
 the JSON (with the machine, versions and the threads). The budget on a CPU is 0.5 s per rerun.
 """
 
@@ -47,7 +47,7 @@ def timed(fn) -> float:
 def main(argv=None) -> int:
     from streamlit.testing.v1 import AppTest
 
-    from mamba_edu import probe, textlm
+    from mamba_edu import block_reading, textlm
     from mamba_edu.tokenizer import utf8_tokens
     from mamba_edu.train import environment, load_checkpoint
 
@@ -70,8 +70,8 @@ def main(argv=None) -> int:
         assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     model, _ = load_checkpoint(ROOT / "results" / "textlm" / textlm.SHIPPED)
     tokens, _ = utf8_tokens(text_of(args.chars, 0), 4096)
-    read = [timed(lambda: probe.read(model, tokens)) for _ in range(args.repeat)]
-    rows = {"new text": new, "another byte": byte, "unchanged": same, "probe.read alone": read}
+    read = [timed(lambda: block_reading.read(model, tokens)) for _ in range(args.repeat)]
+    rows = {"new text": new, "another byte": byte, "unchanged": same, "block_reading.read alone": read}
     out = {"environment": environment(), "platform": platform.platform(),
            "load_average_1min": os.getloadavg()[0], "cpu_count": os.cpu_count(), "chars": args.chars,
            "bytes": int(tokens.numel()), "repeat": args.repeat, "budget_s": BUDGET_S,

@@ -440,6 +440,10 @@ def crossover_length(results: dict, impl: str = "fused", other: str = "attention
 
     None when there is no such pair (one of them is faster at every measured length).
     """
+    if not isinstance(results, dict) or not isinstance(results.get("cases"), list):
+        fail("crossover_length", "results", "benchmark results (a dict with a list of 'cases')", type(results).__name__)
+    if shape is None and not results["cases"] and not all(k in results.get("settings", {}) for k in ("batch", "dim", "N")):
+        fail("crossover_length", "results", "results with at least one case (or pass shape=(batch, dim, N))", "no cases")
     b, d, n = shape or sweep_shape(results)
     where = dict(batch=b, dim=d, N=n)
     t_impl = {c["L"]: c["ms"] for c in ok_cases(results, pass_, impl=impl, **where)}

@@ -508,6 +508,21 @@ REPRODUCE_MAX_LEN = 65536
 FINAL_EVAL_SIZE = 2048
 
 
+def parse_only(text: str) -> list[str]:
+    """'parity-*,copy256-mamba' → the patterns; each must match a run of REPRODUCE_RUNS (ValueError)."""
+    pats = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not pats or not all(_selected_any(REPRODUCE_RUNS, p) for p in pats):
+        fail("parse_only", "only", "comma-separated patterns, each matching a run of the results table "
+             f"({', '.join(REPRODUCE_RUNS)})", repr(text))
+    return pats
+
+
+def _selected_any(names, pattern: str) -> bool:
+    import fnmatch
+
+    return any(fnmatch.fnmatch(n, pattern) for n in names)
+
+
 def _selected(names, only) -> list[str]:
     """The names matching any of the shell patterns in `only` (all of them when only is None)."""
     import fnmatch
@@ -680,4 +695,4 @@ def results_markdown(results: dict) -> str:
 __all__ = ["TrainConfig", "TrainResult", "task_kwargs", "model_kwargs", "build_model", "count_parameters",
            "train_seed", "answer_metrics", "lr_factor", "make_optimizer", "predict_recurrent", "predict_forward",
            "evaluate", "train", "save_checkpoint", "write_checkpoint", "load_checkpoint", "extrapolation_lengths", "extrapolate",
-           "environment", "REPRODUCE_RUNS", "reproduce", "results_markdown"]
+           "environment", "REPRODUCE_RUNS", "reproduce", "parse_only", "results_markdown"]

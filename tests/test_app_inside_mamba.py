@@ -10,7 +10,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from app_rerun import rerun_from_cache
-from mamba_edu import probe, textlm
+from mamba_edu import block_reading, probe, textlm
 from mamba_edu.tokenizer import byte_labels, utf8_tokens
 from mamba_edu.train import load_checkpoint
 from plotly_data import tensor as arr
@@ -48,7 +48,7 @@ def by_prefix(figs, prefix):
 def expected(text, max_bytes=1024):
     model, _ = load_checkpoint(RESULTS / textlm.SHIPPED)
     tokens, _ = utf8_tokens(text, max_bytes)
-    return model, tokens, probe.read(model, tokens)
+    return model, tokens, block_reading.read(model, tokens)
 
 
 def check(at, text, t=None, layer=0):
@@ -62,29 +62,29 @@ def check(at, text, t=None, layer=0):
     strip = by_prefix(figs, "Click a byte")
     assert strip["data"][0]["text"] == byte_labels(tokens)
     bits = arr(strip["data"][0]["marker"]["color"])
-    want = probe.surprise_bits(r).double()
+    want = block_reading.surprise_bits(r).double()
     assert torch.allclose(bits[:-1], want[:-1], atol=1e-5) and torch.isnan(bits[-1])
     flow = by_prefix(figs, f"Block {layer + 1} at byte #{t} ")
-    stages = probe.flow_stages(r, layer, t)
+    stages = block_reading.flow_stages(r, layer, t)
     assert len(flow["data"]) == len(stages)
     for tr, st_ in zip(flow["data"], stages):
         v = st_["values"].double()
         assert torch.allclose(arr(tr["z"]), v[:, None] if v.dim() == 1 else v, atol=1e-5, rtol=1e-5), st_["name"]
     update = by_prefix(figs, f"State update at byte #{t}")
-    before, after = probe.states_around(r.blocks[layer].trace, t)
+    before, after = block_reading.states_around(r.blocks[layer].trace, t)
     assert torch.allclose(arr(update["data"][3]["z"]), after.T.double(), atol=1e-6)
     assert torch.allclose(arr(update["data"][0]["z"]), before.T.double(), atol=1e-6)
     nxt = by_prefix(figs, f"Next byte after #{t}")
-    ids, p = probe.top_next(r, t, 8)
+    ids, p = block_reading.top_next(r, t, 8)
     assert torch.allclose(arr(nxt["data"][0]["x"]), p.double(), atol=1e-6)
     delta = by_prefix(figs, f"Δ per channel at byte #{t}")
     assert torch.allclose(arr(delta["data"][0]["y"]), r.blocks[layer].trace.delta[0, :, t].double(), rtol=1e-6)
     keep = by_prefix(figs, f"What is left of byte #{t}'s write")
-    assert torch.allclose(arr(keep["data"][0]["y"]), probe.kept_fraction(r.blocks[0].trace, t).double(), atol=1e-6)
+    assert torch.allclose(arr(keep["data"][0]["y"]), block_reading.kept_fraction(r.blocks[0].trace, t).double(), atol=1e-6)
     mem = by_prefix(figs, "Memory held for decoding")
     attn = json.loads((RESULTS / "results.json").read_text())["runs"]["textlm-attention"]["model_kwargs"]
     xs, kv = arr(mem["data"][1]["x"]), arr(mem["data"][1]["y"])
-    assert all(int(k) == probe.memory_by_now(model, int(x), attn)["attention KV cache"] for x, k in zip(xs, kv))
+    assert all(int(k) == block_reading.memory_by_now(model, int(x), attn)["attention KV cache"] for x, k in zip(xs, kv))
     assert len(set(arr(mem["data"][0]["y"]).tolist())) == 1  # the state does not grow
     player = by_prefix(figs, f"Play through the text (▶): the state of block {layer + 1}")
     tr = r.blocks[layer].trace
@@ -101,7 +101,7 @@ def test_defaults_match_the_library():
     text = at.text_area(key="im_text").value
     r = check(at, text, t=len(text.encode()) - 2)  # it opens at the last byte whose next byte is known
     nxt = at.metric[1].value
-    assert nxt == f"{float(probe.surprise_bits(r)[-2]):.2f} bits"
+    assert nxt == f"{float(block_reading.surprise_bits(r)[-2]):.2f} bits"
 
 
 @pytest.mark.parametrize("preset", ["A loop", "Emoji and accents", "Repetition"])
@@ -169,6 +169,6 @@ def test_a_position_past_a_shorter_text_is_clamped():
 
 def test_rerun_at_unchanged_settings_is_answered_from_the_cache(monkeypatch):
     at = page()
-    rerun_from_cache(at, monkeypatch, ["mamba_edu.probe.read", "mamba_edu.viz.inside.block_flow",
+    rerun_from_cache(at, monkeypatch, ["mamba_edu.block_reading.read", "mamba_edu.viz.inside.block_flow",
                                        "mamba_edu.viz.inside.reading_player"])
     assert len(charts(at)) == 8

@@ -83,10 +83,26 @@ def test_reproduce_only_keeps_the_other_runs(tmp_path):
         T.reproduce(tmp_path, runs=runs, progress=False, only=["nothing-*"])
 
 
-def test_cli_only_names_a_bad_pattern(tmp_path, capsys):
-    assert cli.main(["train", "--reproduce", str(tmp_path), "--only", "no-such-run", "--quiet"]) == 2
+def _exit_code(argv) -> int:
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("argv", [["--reproduce", "{tmp}", "--only", "no-such-run"], ["--reproduce", "{tmp}", "--only", ","],
+                                  ["--only", "parity-*"]])
+def test_cli_only_names_a_bad_pattern(tmp_path, capsys, argv):
+    assert _exit_code(["train", *[a.replace("{tmp}", str(tmp_path)) for a in argv], "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "only" in err and "Traceback" not in err
+    assert "--only" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_mamba3_options_apply_to_mamba3_only(capsys):
+    assert _exit_code(["train", "--model", "mamba", "--rope-fraction", "0", "--steps", "1", "--quiet"]) == 2
+    assert "--rope-fraction" in capsys.readouterr().err
+    assert _exit_code(["train", "--model", "mamba3", "--rope-fraction", "0.3", "--steps", "1", "--quiet"]) == 2
+    assert "rope-fraction" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not (RESULTS / "results.json").exists(), reason="results/tasks not generated")

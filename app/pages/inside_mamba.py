@@ -1,7 +1,7 @@
 """Inside Mamba: a real byte-level language model reads your text; watch one block work, stage by stage.
 
 The model is the shipped checkpoint of results/textlm (`mamba-edu train --preset textlm`: 2 Mamba
-blocks trained on the Python standard library's source). Every number comes from `mamba_edu.probe.read`
+blocks trained on the Python standard library's source). Every number comes from `mamba_edu.block_reading.read`
 (the model's own computation, stage by stage) and the figures from `mamba_edu.viz.inside`.
 """
 
@@ -11,7 +11,7 @@ import streamlit as st
 import torch
 from _common import ROOT, error_boundary, page_header, show
 
-from mamba_edu import probe, textlm
+from mamba_edu import block_reading, probe, textlm
 from mamba_edu.tokenizer import byte_labels, utf8_tokens
 from mamba_edu.train import load_checkpoint
 from mamba_edu.viz import inside
@@ -49,8 +49,8 @@ def model_and_meta():
 @st.cache_resource(show_spinner=False, max_entries=16)  # read-only results: shared, never copied
 def reading_of(data: bytes):
     model, _, _ = model_and_meta()
-    reading = probe.read(model, torch.tensor(list(data), dtype=torch.int64))
-    return reading, byte_labels(reading.tokens), probe.surprise_bits(reading)
+    reading = block_reading.read(model, torch.tensor(list(data), dtype=torch.int64))
+    return reading, byte_labels(reading.tokens), block_reading.surprise_bits(reading)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -71,18 +71,18 @@ def token_figures(data: bytes, layer: int, t: int, narrow: bool):
     reading, labels, bits = reading_of(data)
     tr = reading.blocks[layer].trace
     T = len(labels)
-    flow = inside.block_flow(probe.flow_stages(reading, layer, t), per_row=2 if narrow else 7,
+    flow = inside.block_flow(block_reading.flow_stages(reading, layer, t), per_row=2 if narrow else 7,
                              height=1500 if narrow else 620,
                              title=f"Block {layer + 1} at byte #{t} {labels[t]!r}: the data flow, stage by stage "
                                    "(rows: channels; colour: the value)")
-    before, after = probe.states_around(tr, t)
-    update = inside.state_update(before, tr.a[0, :, :, t], probe.token_write(tr, t), after,
+    before, after = block_reading.states_around(tr, t)
+    update = inside.state_update(before, tr.a[0, :, :, t], block_reading.token_write(tr, t), after,
                                  title=f"State update at byte #{t}: h = Ā ⊙ h₋₁ + Δ·B·u")
     typical = tr.delta[0].median(dim=-1).values  # (e,)
     delta = inside.delta_by_channel(tr.delta[0, :, t], typical, title=f"Δ per channel at byte #{t} {labels[t]!r}")
-    kept = {f"block {i + 1}": (torch.arange(t, T), probe.kept_fraction(b.trace, t)) for i, b in enumerate(reading.blocks)}
+    kept = {f"block {i + 1}": (torch.arange(t, T), block_reading.kept_fraction(b.trace, t)) for i, b in enumerate(reading.blocks)}
     keep = inside.kept_over_time(kept, title=f"What is left of byte #{t}'s write (Π Ā)")
-    ids, p = probe.top_next(reading, t, 8)
+    ids, p = block_reading.top_next(reading, t, 8)
     nxt = byte_labels(ids)
     actual = labels[t + 1] if t + 1 < T else None
     bars = inside.next_token_bars(nxt, p, actual, title=f"Next byte after #{t}: top 8")
@@ -90,7 +90,7 @@ def token_figures(data: bytes, layer: int, t: int, narrow: bool):
     positions = sorted({0, *range(0, max(T, 2) + 1, max(1, T // 64)), T})
     mem = {k: [] for k in ("mamba state", "attention KV cache")}
     for pos in positions:
-        for k, v in probe.memory_by_now(model, pos, baseline).items():
+        for k, v in block_reading.memory_by_now(model, pos, baseline).items():
             mem[k].append(v)
     memory = inside.memory_by_position(positions, {"Mamba's fixed state": mem["mamba state"],
                                                    f"KV cache of attention ({baseline['n_layers']} layers, same size)":
