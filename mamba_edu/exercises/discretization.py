@@ -14,7 +14,8 @@ import math
 
 import torch
 
-from ..discretize import bilinear, euler, zoh
+from ..discretize import _bilinear, _zoh, bilinear, discretize, euler, zoh
+from ..lti import s4d_discretize
 from ._core import Mismatch, Verdict, compare, run_check
 
 
@@ -71,7 +72,7 @@ def check_zoh_diagonal(fn, quiet: bool = False) -> Verdict:
         _zoh_case("tiny step Δ = 1e-3", A_real, B_real, 1e-3),
         _zoh_case("large step Δ = 20 (the old state is forgotten)", A_real, B_real, 20.0),
     ]
-    return run_check("zoh_diagonal", fn, cases, quiet=quiet,
+    return run_check("zoh_diagonal", fn, cases, quiet=quiet, forbid=(zoh, _zoh, discretize, s4d_discretize),
                      success="correct on every case (real, complex, batched, tiny and large Δ).")
 
 
@@ -119,7 +120,7 @@ def check_bilinear_2x2(fn, quiet: bool = False) -> Verdict:
         _bilinear_case("a random A, Δ = 0.3", rand, torch.randn(2, generator=g, dtype=f64), 0.3),
         _bilinear_case("mass–spring, a large step Δ = 3", spring, torch.tensor([0.0, 1.0], dtype=f64), 3.0),
     ]
-    return run_check("bilinear_2x2", fn, cases, quiet=quiet)
+    return run_check("bilinear_2x2", fn, cases, quiet=quiet, forbid=(bilinear, _bilinear, discretize))
 
 
 # ----------------------------------------------------------------------------------------------

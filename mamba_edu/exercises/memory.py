@@ -75,6 +75,7 @@ def check_sram_gap(fn, quiet: bool = False) -> Verdict:
     `hardware.on_chip_sram_bytes(spec, registers=False)` on the recorded GPUs and a made-up one."""
     cases = [_sram_case(spec) for spec in hardware.DATASHEETS.values()] + [_sram_case(_TINY)]
     return run_check("sram_gap", fn, cases, quiet=quiet,
+                     forbid=(hardware.on_chip_sram_bytes, hardware.orders_of_magnitude, hardware.memory_hierarchy),
                      success="correct: tens of MB of shared memory in all, about three orders of magnitude "
                              "below HBM, and each SM sees only its own share.")
 
@@ -110,7 +111,9 @@ def check_materialised_bytes(fn, quiet: bool = False) -> Verdict:
     cases = [_materialised_case("a Mamba-130M layer: batch 8, dim 1536, L 2048, N 16", 8, 1536, 2048, 16),
              _materialised_case("tiny: batch 1, dim 2, L 3, N 4", 1, 2, 3, 4),
              _materialised_case("long context: batch 1, dim 5120, L 65536, N 16", 1, 5120, 65536, 16)]
-    return run_check("materialised_bytes", fn, cases, quiet=quiet)
+    return run_check("materialised_bytes", fn, cases, quiet=quiet,
+                     forbid=(hardware.materialised_bytes, hardware.min_bytes, hardware.io_bytes, hardware.fused_bytes,
+                             hardware.triton_scan_bytes, hardware.naive_bytes, hardware.arithmetic_intensity))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -142,4 +145,5 @@ def check_attainable(fn, quiet: bool = False) -> Verdict:
     cases = [_roof_case("H100 (datasheet): exp peak and HBM bandwidth", h100.peak_exp_per_s, h100.hbm_bandwidth),
              _roof_case("a CPU-like machine: 1e9 ops/s, 2e10 bytes/s", 1e9, 2e10),
              _roof_case("a bandwidth-rich machine: 1e12 ops/s, 1e13 bytes/s", 1e12, 1e13)]
-    return run_check("attainable", fn, cases, quiet=quiet)
+    return run_check("attainable", fn, cases, quiet=quiet,
+                     forbid=(hardware.attainable, hardware.ridge_intensity, hardware.time_floor))

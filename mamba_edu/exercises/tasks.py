@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .. import tasks
-from ..train import answer_metrics
+from ..train import answer_metrics, evaluate, predict_forward, predict_recurrent
 from ._core import Mismatch, Verdict, run_check
 
 
@@ -160,7 +160,8 @@ def check_answer_accuracy(fn, quiet: bool = False) -> Verdict:
         ("every answer right", _accuracy_case(copy, 10, 1.0, 2)),
         ("induction heads (one answer per row)", _accuracy_case(induction, 12, 0.6, 3)),
     ]
-    return run_check("Accuracy on the answers", fn, cases, quiet=quiet)
+    return run_check("Accuracy on the answers", fn, cases, quiet=quiet,
+                     forbid=(answer_metrics, evaluate, predict_forward, predict_recurrent))
 
 
 __all__ = ["check_copy_by_content", "check_induction_lookup", "check_answer_accuracy"]

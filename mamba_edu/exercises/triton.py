@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..selective import selective_scan_ref
-from ._core import Mismatch, Verdict, _is_stub, compare, run_check
+from ._core import Mismatch, Verdict, _is_stub, compare, run_check, unwrap
 
 GUARD_VALUE = -12345.0  # what every guard zone and every not-yet-written output element holds
 
@@ -35,6 +35,9 @@ def _device() -> str:
 
 def _why_cannot_launch(kernel) -> str | None:
     """None when `kernel` can run here, else what to do about it."""
+    if getattr(kernel, "_mamba_edu_replayed", False):  # the grader replays answers recorded where it ran
+        return None
+    kernel = unwrap(kernel)
     if not hasattr(kernel, "fn") or not hasattr(kernel, "__getitem__"):
         return ("expected a Triton kernel: put `@triton.jit` on the line above `def` and run the cell again "
                 f"(got a {type(kernel).__name__})")
@@ -49,8 +52,8 @@ def _why_cannot_launch(kernel) -> str | None:
 
 def _check_kernel(exercise: str, kernel, cases, success: str, quiet: bool) -> Verdict:
     """run_check for a kernel: the stub test looks at the Python function inside @triton.jit."""
-    py = getattr(kernel, "fn", kernel)  # @triton.jit keeps the learner's Python function in .fn
-    if callable(py) and _is_stub(py):
+    py = getattr(unwrap(kernel), "fn", kernel)  # @triton.jit keeps the learner's Python function in .fn
+    if callable(py) and _is_stub(kernel if hasattr(kernel, "_mamba_edu_source") else py):
         return run_check(exercise, py, [], quiet=quiet)
     why = _why_cannot_launch(kernel)
     if why:
