@@ -1,7 +1,7 @@
 """`mamba-edu course build OUT` and `mamba-edu course grade SUBMISSIONS` (added to the `mamba-edu` command).
 
     mamba-edu course build OUT [--parts student instructor slides] [--lectures 1 2] [--no-execute]
-    mamba-edu course grade SUBMISSIONS [--out grades] [--lab N | --chapters 2 6] [--timeout 300] [--check-timeout 60]
+    mamba-edu course grade SUBMISSIONS [--out grades] [--lab N | --chapters 2 6] [--timeout 300] [--check-timeout 60] [--jobs N]
 
 The work is done in mamba_edu.course.build and .grade, imported only when a subcommand runs.
 """
@@ -34,10 +34,21 @@ def cmd_grade(args: argparse.Namespace) -> int:
         sys.exit("mamba-edu course grade: give --lab or --chapters, not both")
     try:
         grade.grade(Path(args.submissions), Path(args.out), lab=args.lab, chapters=args.chapters, timeout=args.timeout,
-                    check_timeout=args.check_timeout, keep_executed=not args.no_executed)
+                    check_timeout=args.check_timeout, keep_executed=not args.no_executed,
+                    jobs=args.jobs)
     except ValueError as e:
         sys.exit(f"mamba-edu course grade: {e}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
 
 def add_course_parser(sub) -> None:
@@ -70,4 +81,6 @@ def add_course_parser(sub) -> None:
     g.add_argument("--timeout", type=float, default=300, help="seconds for a student's notebook (default: 300)")
     g.add_argument("--check-timeout", type=float, default=60, help="seconds for each exercise's check (default: 60)")
     g.add_argument("--no-executed", action="store_true", help="do not keep the executed notebooks in OUT/executed/")
+    g.add_argument("--jobs", type=_positive_int, default=1,
+                   help="notebooks graded at the same time, each in its own sandbox (default: 1; use the CPU count)")
     g.set_defaults(func=cmd_grade)
