@@ -33,6 +33,7 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -53,7 +54,7 @@ _RECORD_SOURCE = '''\
 # grader: runs the check of `{name}` ({module}.{check}) on your function and records its answers;
 # the grader judges them in its own process
 __import__("mamba_edu.course.replay", fromlist=["record"]).record(
-    {name!r}, {module!r}, {check!r}, globals().get({name!r}), {path!r})
+    {name!r}, {module!r}, {check!r}, globals().get({name!r}), {path!r}, {salt!r})
 '''
 
 
@@ -162,11 +163,11 @@ def expected_chapters(submissions: Path, lab: int | None = None, chapters: list[
 # ----------------------------------------------------------------------------------------------
 
 
-def _record_cell(exercise: catalog.Exercise, records: Path):
+def _record_cell(exercise: catalog.Exercise, records: Path, salt: int):
     import nbformat
 
     src = _RECORD_SOURCE.format(name=exercise.name, module=exercise.module, check=exercise.check,
-                                path=str(records / f"{exercise.name}.pt"))
+                                path=str(records / f"{exercise.name}.pt"), salt=salt)
     return nbformat.v4.new_code_cell(src, metadata={"tags": ["grader"]})
 
 
@@ -212,7 +213,7 @@ def _read_private(workdir: Path, rel: str, limit: int) -> bytes | None:
 
 
 def _run(nb, exercises, workdir: Path, timeout: float, check_timeout: float,
-         sandbox: Sandbox) -> tuple[dict, dict, str, dict]:
+         sandbox: Sandbox, salt: int = 0) -> tuple[dict, dict, str, dict]:
     """Run the student's cells in a sandboxed kernel, with the grader's record cells in place of their checks.
 
     Each exercise is recorded where the notebook checks it (its `check` cell is replaced by a record cell):
@@ -232,7 +233,7 @@ def _run(nb, exercises, workdir: Path, timeout: float, check_timeout: float,
     records = workdir / RECORDS
     in_place = _check_positions(nb, exercises)
     for name, i in in_place.items():
-        nb.cells[i] = _record_cell(by_name[name], records)
+        nb.cells[i] = _record_cell(by_name[name], records, salt)
     placed = {i: name for name, i in in_place.items()}
     cells_of: dict[str, int] = {}
     outcome, got, note = {}, {}, ""
@@ -298,7 +299,7 @@ def _run(nb, exercises, workdir: Path, timeout: float, check_timeout: float,
             for e in exercises:  # checks that did not run in place, or found no function there
                 r = got.get(e.name)
                 if r is None or (isinstance(r, bytes) and not _found(r)):
-                    nb.cells.append(_record_cell(e, records))
+                    nb.cells.append(_record_cell(e, records, salt))
                     got[e.name] = record(len(nb.cells) - 1, e.name)
             if hung:
                 try:
@@ -467,14 +468,56 @@ def run_task(task: Task, work: Path, base: Sandbox, timeout: float, check_timeou
     exercises = catalog.exercises(task.stem)
     workdir, sandbox = _prepare(work, task, base)
     sandbox.cpu = sandbox.cpu or int(timeout + 2 * check_timeout * (len(exercises) + 1) + 120)
+    salt = secrets.randbelow(2**30)
     try:
-        outcome, got, note, cells = _run(nb, exercises, workdir, timeout, check_timeout, sandbox)
+        outcome, got, note, cells = _run(nb, exercises, workdir, timeout, check_timeout, sandbox, salt)
     except Exception as e:  # the kernel would not start, or nbclient failed: record it, grade the others
         return {"kind": "error", "message": f"the notebook could not be run: {type(e).__name__}: {str(e)[:200]}"}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(work / f"s{task.index}", ignore_errors=True)
-    return {"kind": "ran", "outcome": outcome, "records": got, "note": note, "cells": cells, "nb": nb}
+    return {"kind": "ran", "outcome": outcome, "records": got, "note": note, "cells": cells, "nb": nb, "salt": salt}
+
+
+# What a student's own cells (those not shipped in the chapter) may not touch: the grading machinery and
+# the ways to hide code. A hit grades the notebook 0 ("error"); the executed notebook shows the cell.
+_TAMPERING = [
+    (r"mamba_edu\s*\.\s*course|from\s+mamba_edu\s+import\s+course", "the grader's modules"),
+    (r"\b_core\b|\b(?:switched_off|library_allowed|_ORIGINAL|_ACTIVE|_LIFTED|_Guarded|Recorder|Replayer|"
+     r"_replay_state|_replay_restore|_mamba_edu\w*)\b", "the checks' internals"),
+    (r"\bcheck_\w+\s*(?:=(?!=)|\()|\bVerdict\s*\(", "the checks (rebinding or calling one outside its check cell, "
+     "or making a verdict)"),
+    (r"vnd\.mamba-edu|VERDICT_MIME", "the grader's verdicts"),
+    (r"__code__|__globals__|__closure__|__builtins__|\bbuiltins\b|\bsys\s*\.\s*modules\b|\bimportlib\b|"
+     r"\b__import__\b", "Python's import and function machinery"),
+    (r"\.events\s*\.\s*register|\b(?:pre|post)_run_cell\b|\bregister_post_execute\b|\bset_custom_exc\b",
+     "IPython's hooks"),
+    (r"\bdisplay\s*=(?!=)|\btorch(?:\s*\.\s*\w+)+\s*=(?!=)", "a library function (monkeypatching)"),
+    (r"^\s*(?:def\s+(?:globals|callable|isinstance|getattr|type|print)\s*\(|"
+     r"(?:globals|callable|isinstance|getattr|type)\s*=(?!=))", "a builtin (rebinding it)"),
+    (r"(?<![\w.])(?:exec|eval|compile)\s*\(|\b(?:base64|codecs|marshal|pickle|ctypes)\b", "hidden code"),
+]
+
+
+def tampering(nb, stem: str) -> str | None:
+    """Why the notebook's own cells reach into the grading (None if they do not); shipped cells are not read."""
+    import nbformat
+
+    shipped_path = catalog.chapters().get(int(stem[:2]))
+    shipped = set()
+    if shipped_path is not None:
+        shipped = {c.source for c in nbformat.read(shipped_path, as_version=4).cells if c.cell_type == "code"}
+    for i, cell in enumerate(nb.cells):
+        if (cell.cell_type != "code" or {"grader", "check"} & set(catalog.tags(cell))  # never run as written
+                or cell.source in shipped):
+            continue
+        for pattern, what in _TAMPERING:
+            m = re.search(pattern, cell.source, re.M)
+            if m:
+                line = cell.source.count("\n", 0, m.start()) + 1
+                return (f"cell {i + 1}, line {line} reaches into {what} ({m.group(0).strip()!r}): a notebook that "
+                        "tampers with the grading is not graded; your instructor can read the executed notebook")
+    return None
 
 
 def judge(task: Task, ran: dict, executed_dir: Path | None = None) -> list[Result]:
@@ -486,18 +529,21 @@ def judge(task: Task, ran: dict, executed_dir: Path | None = None) -> list[Resul
         status = "error" if ran["kind"] == "error" else ran["kind"]
         return [Result(task.student, task.stem, e.name, status, 0, ran["message"]) for e in exercises]
     nb, outcome, note = ran["nb"], ran["outcome"], ran["note"]
+    tampered = tampering(nb, task.stem)
     out = []
     for e in exercises:
         got = ran["records"].get(e.name)
         verdict = got
         if isinstance(got, bytes):
             try:
-                verdict = replay.verdict(e, replay.load(got))
+                verdict = replay.verdict(e, replay.load(got), ran.get("salt", 0))
             except replay.RecordError as err:
                 verdict = {"exercise": e.name, "found": True, "passed": False, "attempted": True,
                            "message": f"your answers could not be checked: {err}"}
         status, message = _status(e, nb, outcome, verdict)
-        if note and status in ("timeout", "error") and note not in message:
+        if tampered:
+            status, message = "error", tampered
+        elif note and status in ("timeout", "error") and note not in message:
             message = f"{message} ({note})"
         out.append(Result(task.student, task.stem, e.name, status, POINTS_PER_EXERCISE if status == "passed" else 0,
                           message))

@@ -204,14 +204,19 @@ def _source(fn) -> str | None:
         return None
 
 
-def record(name: str, module: str, check: str, fn, path: str) -> None:
-    """Run `module.check` on `fn` with a Recorder and write the record to `path` (in the sandbox)."""
+def record(name: str, module: str, check: str, fn, path: str, salt: int = 0) -> None:
+    """Run `module.check` on `fn` with a Recorder and write the record to `path` (in the sandbox). The check
+    draws its inputs salted by `salt` (chosen by the grader now: answers looked up from an earlier run of
+    the check would be for other inputs)."""
     import importlib
 
     import torch
 
+    from mamba_edu.exercises import _core
+
     rec: dict[str, Any] = {"format": FORMAT, "exercise": name, "found": callable(fn), "calls": []}
     try:
+        _core.SALT = salt
         if callable(fn):
             rec["source"] = _source(fn)
             v = getattr(importlib.import_module(module), check)(Recorder(fn, rec["calls"]), quiet=True)
@@ -219,6 +224,7 @@ def record(name: str, module: str, check: str, fn, path: str) -> None:
     except BaseException as e:  # SystemExit, KeyboardInterrupt from the learner's code: recorded, not raised
         rec["aborted"] = traceback.format_exception_only(type(e), e)[-1].strip()[:2000]
     finally:
+        _core.SALT = 0
         torch.save(rec, path)
 
 
@@ -297,9 +303,12 @@ class Replayer:
         return decode(entry.get("out"))
 
 
-def verdict(exercise, rec: dict) -> dict:
-    """The grader's verdict on one exercise from its record: {exercise, found, passed, attempted, message}."""
+def verdict(exercise, rec: dict, salt: int = 0) -> dict:
+    """The grader's verdict on one exercise from its record (made with `salt`):
+    {exercise, found, passed, attempted, message}."""
     import importlib
+
+    from mamba_edu.exercises import _core
 
     report = {"exercise": exercise.name, "found": bool(rec.get("found"))}
     if not report["found"]:
@@ -309,9 +318,12 @@ def verdict(exercise, rec: dict) -> dict:
                 "message": f"your code raised {str(rec['aborted'])[:300]} (it ended the check)"}
     check = getattr(importlib.import_module(exercise.module), exercise.check)
     try:
+        _core.SALT = salt
         v = check(Replayer(rec), quiet=True)
     except RecordError as e:
         return {**report, "passed": False, "attempted": True, "message": _record_problem(rec, str(e))}
+    finally:
+        _core.SALT = 0
     if v.passed is False and "RecordError" in v.message:
         return {**report, "passed": False, "attempted": True, "message": _record_problem(rec, v.message)}
     return {**report, "passed": bool(v.passed), "attempted": bool(v.attempted), "message": str(v.message)}

@@ -22,6 +22,19 @@ from typing import Any, Callable, Iterable
 import torch
 
 
+SALT = 0  # added to every seed a check draws its inputs from; the grader sets a fresh one for each check
+
+
+def gen(seed: int) -> torch.Generator:
+    """A generator for a check's random inputs (the same in the notebook for a given seed; the grader salts it)."""
+    return torch.Generator().manual_seed(seed + SALT)
+
+
+def seed_all(seed: int) -> None:
+    """torch.manual_seed for a check's inputs (salted like `gen`)."""
+    torch.manual_seed(seed + SALT)
+
+
 class Mismatch(Exception):
     """Raised inside a check when the learner's answer differs; its message is the verdict."""
 

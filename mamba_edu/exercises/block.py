@@ -17,7 +17,7 @@ import torch
 from ..models import AttentionBlock, MambaBlock, ResidualBlock, TinyLM, mamba_block_parameters, parameter_breakdown
 from ..selective import S6
 from ..train import count_parameters, predict_forward
-from ._core import Mismatch, Verdict, compare, library_allowed, run_check
+from ._core import Mismatch, Verdict, compare, library_allowed, run_check, seed_all
 
 F64 = torch.float64
 
@@ -94,7 +94,7 @@ def _step_variants(block: MambaBlock, x: torch.Tensor, conv: torch.Tensor, h: to
 
 def _step_case(name: str, d: int, n: int, k: int, batch: int, tokens: int, seed: int):
     def test(fn):
-        torch.manual_seed(seed)
+        seed_all(seed)
         block = MambaBlock(d, d_state=n, d_conv=k).double().eval()
         x = torch.randn(batch, tokens, d, dtype=F64)  # (b, T, d)
         conv, h = (s.double() for s in block.init_state(batch))  # (b, e, k−1), (b, e, n)
@@ -175,7 +175,7 @@ def _instrument(model: TinyLM) -> _CountSteps:
 
 def _generate_case(name: str, mixer: str, batch: int, p: int, n_new: int, seed: int):
     def test(fn):
-        torch.manual_seed(seed)
+        seed_all(seed)
         model = TinyLM(13, d_model=16, n_layers=2, mixer=mixer).double().eval()
         with torch.no_grad():  # louder mixers: the past must matter to the next token, not just the last one
             for layer in model.layers:

@@ -17,7 +17,7 @@ from .. import hardware
 from ..models import AttentionBlock, state_bytes
 from ..selective import S6, selective_scan_naive, selective_scan_parallel, selective_scan_ref
 from ..viz.cost import human_bytes
-from ._core import Mismatch, Verdict, compare, run_check
+from ._core import Mismatch, Verdict, compare, gen, run_check, seed_all
 
 
 def _as_int(got, what: str) -> int:
@@ -74,7 +74,7 @@ def _kv_measured(fn):
     """The formula against a real cache: a 2-layer attention model decodes 5 tokens."""
     from ..models import TinyLM, state_bytes
 
-    torch.manual_seed(0)
+    seed_all(0)
     model = TinyLM(8, d_model=16, n_layers=2, mixer="attention", n_heads=2).eval()
     state = model.init_state(1)
     with torch.no_grad():
@@ -101,7 +101,7 @@ def check_kv_cache_bytes(fn, quiet: bool = False) -> Verdict:
 
 
 def _ssm_inputs(d: int, n: int, L: int, seed: int, dt_scale: float = 0.5):
-    g = torch.Generator().manual_seed(seed)
+    g = gen(seed)
     u = torch.randn(d, L, generator=g, dtype=torch.float64)  # (d, l)
     delta = torch.rand(d, L, generator=g, dtype=torch.float64) * dt_scale + 1e-3  # (d, l)
     A = -(torch.rand(d, n, generator=g, dtype=torch.float64) * 2 + 0.1)  # (d, n)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import torch
 
 from ..hippo import basis, hippo_legs, hippo_operator, hippo_project, hippo_reconstruct
-from ._core import Mismatch, Verdict, compare, run_check
+from ._core import Mismatch, Verdict, compare, gen, run_check
 
 F64 = torch.float64
 
 
 def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+    return gen(seed)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,13 +15,13 @@ import torch
 from ..discretize import _zoh, bilinear, zoh
 from ..hippo import hippo_legs
 from ..lti import causal_conv, causal_conv_direct, lti_kernel, lti_recurrent, s4d_discretize, s4d_init, s4d_kernel
-from ._core import Verdict, called_names, compare, loops, method_rule, run_check
+from ._core import Verdict, called_names, compare, gen, loops, method_rule, run_check
 
 F64 = torch.float64
 
 
 def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+    return gen(seed)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import torch
 from ..scan import _combine, combine, scan_blelloch, scan_chunked, scan_hillis_steele, scan_inplace, scan_sequential
 from ..scan import scan as scan_fn
 from ..selective import selective_scan_naive, selective_scan_parallel, selective_scan_ref
-from ._core import Mismatch, Verdict, compare, library_allowed, run_check
+from ._core import Mismatch, Verdict, compare, gen, library_allowed, run_check
 
 _SCANS = (scan_sequential, scan_hillis_steele, scan_blelloch, scan_chunked, scan_inplace, scan_fn,
           selective_scan_ref, selective_scan_naive, selective_scan_parallel)  # every library scan
@@ -71,7 +71,7 @@ def _combine_case(name: str, left, right):
 
 def _two_steps(fn):
     """The composed pair must do what two steps of the recurrence do to a state h."""
-    g = torch.Generator().manual_seed(11)
+    g = gen(11)
     (a1, b1), (a2, b2) = _pairs(g, (6,), (6,))
     h = torch.randn(6, generator=g, dtype=F64)
     a, b = _pair(fn((a1, b1), (a2, b2)), "result")
@@ -80,7 +80,7 @@ def _two_steps(fn):
 
 
 def _associative(fn):
-    g = torch.Generator().manual_seed(12)
+    g = gen(12)
     x, y, z = _pairs(g, (5,), (5,), (5,))
     left = _pair(fn(_pair(fn(x, y), "x ⊕ y"), z), "(x ⊕ y) ⊕ z")
     right = _pair(fn(x, _pair(fn(y, z), "y ⊕ z")), "x ⊕ (y ⊕ z)")
@@ -89,7 +89,7 @@ def _associative(fn):
 
 
 def _identity(fn):
-    g = torch.Generator().manual_seed(13)
+    g = gen(13)
     (a, b), = _pairs(g, (4,))
     one, zero = torch.ones(4, dtype=F64), torch.zeros(4, dtype=F64)
     for what, out in (("(1, 0) ⊕ x", fn((one, zero), (a, b))), ("x ⊕ (1, 0)", fn((a, b), (one, zero)))):
@@ -101,7 +101,7 @@ def _identity(fn):
 def check_combine(fn, quiet: bool = False) -> Verdict:
     """fn((a1, b1), (a2, b2)) -> (a1·a2, a2·b1 + b2), elementwise on tensors of broadcastable shapes;
     the left pair is the earlier step. Compared with `mamba_edu.scan.combine`."""
-    g = torch.Generator().manual_seed(10)
+    g = gen(10)
     p = _pairs(g, (5,), (5,), (3, 1), (3, 4))
     cases = [
         _combine_case("two pairs of shape (5,)", p[0], p[1]),
@@ -207,7 +207,7 @@ def _blelloch_case(lead: tuple, L: int, seed: int, other_operator: bool = False)
         name += ", with another ⊕ (h ↦ a²·h + b): only a scan built from `combine` gets it right"
 
     def test(fn):
-        g = torch.Generator().manual_seed(seed)
+        g = gen(seed)
         a = torch.rand(*lead, L, generator=g, dtype=F64) + 0.5  # (..., L)
         b = torch.randn(*lead, L, generator=g, dtype=F64)  # (..., L)
         want = scan_sequential(a * a if other_operator else a, b)  # (..., L)

@@ -22,7 +22,7 @@ from ..discretize import _zoh, zoh
 from ..scan import scan as scan_fn
 from ..scan import scan_blelloch, scan_chunked, scan_hillis_steele, scan_inplace, scan_sequential
 from ..selective import S6, selective_scan_naive, selective_scan_parallel, selective_scan_ref
-from ._core import Mismatch, Verdict, compare, loops, method_rule, run_check
+from ._core import Mismatch, Verdict, compare, gen, loops, method_rule, run_check, seed_all
 
 _SCANS = (scan_sequential, scan_hillis_steele, scan_blelloch, scan_chunked, scan_inplace, scan_fn)  # every library scan
 _SELECTIVE = (selective_scan_ref, selective_scan_naive, selective_scan_parallel, S6.forward, S6.step)
@@ -31,7 +31,7 @@ F64 = torch.float64
 
 
 def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+    return gen(seed)
 
 
 def _triple(got, what: str):
@@ -47,7 +47,7 @@ def _triple(got, what: str):
 
 
 def _s6_case(d: int, n: int, rank: int, b: int, l: int, seed: int, scale: float = 1.0):
-    torch.manual_seed(seed)
+    seed_all(seed)
     s6 = S6(d, n, dt_rank=rank)
     with torch.no_grad():  # move the weights away from their initialisation
         for p in (s6.x_proj.weight, s6.dt_proj.weight):

@@ -14,7 +14,7 @@ import torch
 
 from .. import tasks
 from ..train import answer_metrics, evaluate, predict_forward, predict_recurrent
-from ._core import Mismatch, Verdict, run_check
+from ._core import Mismatch, Verdict, gen, run_check
 
 
 def _int_answers(got, want: torch.Tensor, what: str) -> None:
@@ -119,7 +119,7 @@ def _float(x, what: str) -> float:
 
 def _logits_for(targets: torch.Tensor, V: int, p_right: float, seed: int) -> torch.Tensor:
     """Random logits whose argmax equals the target at about a fraction p_right of the answers."""
-    g = torch.Generator().manual_seed(seed)
+    g = gen(seed)
     b, T = targets.shape
     logits = torch.randn(b, T, V, generator=g)  # (b, T, V)
     ask = targets != tasks.IGNORE  # (b, T)
