@@ -246,7 +246,7 @@ SHORTCUTS = {
     "block_parameter_count": (block.check_block_parameters, parameters_lib, []),
     "mamba_step": (block.check_mamba_step, mamba_step_lib, []),
     "greedy_generate": (block.check_greedy_generate, greedy_lib, [(greedy_full_forward, "switched off"),
-                                                                  (greedy_replays_prefix, "running the sequence through again")]),
+                                                                  (greedy_replays_prefix, "a new state forgets the past")]),
     "segsum": (ssd_checks.check_segsum, segsum_lib, []),
     "semiseparable_matrix": (ssd_checks.check_semiseparable_matrix, semiseparable_lib, []),
     "chunk_states": (ssd_checks.check_chunk_states, chunk_states_lib, []),

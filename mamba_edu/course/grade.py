@@ -612,47 +612,102 @@ def _load_ran(folder: Path) -> dict:
     return ran
 
 
-def _runner_main(argv: list[str]) -> None:
-    """`python -m mamba_edu.course.grade --run FOLDER`: run FOLDER/task.json, write FOLDER/ran.json."""
-    folder = Path(argv[1])
-    spec = json.loads((folder / "task.json").read_text())
-    ran = run_task(Task(**spec["task"]), Path(spec["work"]), Sandbox(**spec["sandbox"]), spec["timeout"],
-                   spec["check_timeout"])
-    _save_ran(ran, folder)
+def _serve() -> None:
+    """`python -m mamba_edu.course.grade --serve`: a runner that stays up. For each line FOLDER on stdin it
+    runs FOLDER/task.json, writes FOLDER/ran.json and answers with the line FOLDER (started once, it saves
+    the seconds that importing torch and Jupyter's packages costs, for every notebook)."""
+    _preload()
+    for line in sys.stdin:
+        folder = Path(line.strip())
+        try:
+            spec = json.loads((folder / "task.json").read_text())
+            ran = run_task(Task(**spec["task"]), Path(spec["work"]), Sandbox(**spec["sandbox"]), spec["timeout"],
+                           spec["check_timeout"])
+        except Exception as e:  # a bug of ours: this notebook is an error, the runner goes on
+            ran = {"kind": "error", "message": f"the grader's runner failed: {type(e).__name__}: {str(e)[:200]}"}
+        _save_ran(ran, folder)
+        print(folder, flush=True)
+
+
+class _Runner:
+    """A `--serve` runner process and the task it is running."""
+
+    def __init__(self, log: Path):
+        with open(log, "ab") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "mamba_edu.course.grade", "--serve"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+                                         bufsize=1)
+        self.task: tuple[Task, Path] | None = None
+
+    def start(self, task: Task, folder: Path) -> None:
+        self.task = (task, folder)
+        self.proc.stdin.write(f"{folder}\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
 
 
 def _run_all(tasks: list[Task], work: Path, sandbox: Sandbox, timeout: float, check_timeout: float, jobs: int,
              done: Callable[[Task, dict], None]) -> None:
-    """Run every task, `jobs` at a time (each in a runner process when jobs > 1); done(task, ran) in order of
+    """Run every task, `jobs` at a time (in `jobs` runner processes when jobs > 1); done(task, ran) in order of
     completion."""
+    import selectors
+
     if jobs <= 1:
         for t in tasks:
             done(t, run_task(t, work, sandbox, timeout, check_timeout))
         return
     control = work / "control"
     control.mkdir(mode=0o700)
-    todo, running = list(tasks), {}
-    while todo or running:
-        while todo and len(running) < jobs:
-            t = todo.pop(0)
-            folder = control / f"t{t.index}"
-            folder.mkdir()
-            (folder / "task.json").write_text(json.dumps({
-                "task": asdict(t), "work": str(work), "sandbox": asdict(sandbox), "timeout": timeout,
-                "check_timeout": check_timeout}))
-            with open(folder / "stderr.txt", "wb") as err:
-                proc = subprocess.Popen([sys.executable, "-m", "mamba_edu.course.grade", "--run", str(folder)],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-            running[proc] = (t, folder)
-        for proc in [p for p in running if p.poll() is not None]:
-            t, folder = running.pop(proc)
-            try:
-                ran = _load_ran(folder)
-            except (OSError, ValueError, KeyError) as e:
-                tail = (folder / "stderr.txt").read_text(errors="replace")[-300:] if (folder / "stderr.txt").exists() else ""
-                ran = {"kind": "error", "message": f"the grader's runner failed ({type(e).__name__}) {tail}".strip()}
+    todo = list(tasks)
+    runners = [_Runner(control / "runners.log") for _ in range(min(jobs, len(tasks)))]
+    sel = selectors.DefaultSelector()
+    for r in runners:
+        sel.register(r.proc.stdout, selectors.EVENT_READ, r)
+
+    def give(r: _Runner) -> None:
+        t = todo.pop(0)
+        folder = control / f"t{t.index}"
+        folder.mkdir()
+        (folder / "task.json").write_text(json.dumps({
+            "task": asdict(t), "work": str(work), "sandbox": asdict(sandbox), "timeout": timeout,
+            "check_timeout": check_timeout}))
+        r.start(t, folder)
+
+    for r in runners:
+        if todo:
+            give(r)
+    while any(r.task for r in runners):
+        for key, _ in sel.select(timeout=1.0):
+            r = key.data
+            line = r.proc.stdout.readline()
+            if r.task is None:
+                continue
+            t, folder = r.task
+            r.task = None
+            if line:
+                try:
+                    ran = _load_ran(folder)
+                except (OSError, ValueError, KeyError) as e:
+                    ran = {"kind": "error", "message": f"the grader's runner failed to hand back ({type(e).__name__})"}
+            else:  # the runner died (killed by a notebook, when the grader is not root): start another
+                sel.unregister(r.proc.stdout)
+                r.proc.wait()
+                ran = {"kind": "error", "message": "the grader's runner was killed while it ran this notebook"}
+                runners.remove(r)
+                r = _Runner(control / "runners.log")
+                runners.append(r)
+                sel.register(r.proc.stdout, selectors.EVENT_READ, r)
             done(t, ran)
-        time.sleep(0.1)
+            if todo:
+                give(r)
+    for r in runners:
+        r.close()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -835,7 +890,7 @@ def write_reports(results: list[Result], out: Path, seconds: float | None = None
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--run"] and len(sys.argv) == 3:
-        _runner_main(sys.argv[1:])
+    if sys.argv[1:] == ["--serve"]:
+        _serve()
     else:
-        sys.exit("usage: python -m mamba_edu.course.grade --run FOLDER (the grader's runner; use `mamba-edu course grade`)")
+        sys.exit("usage: python -m mamba_edu.course.grade --serve (the grader's runner; use `mamba-edu course grade`)")

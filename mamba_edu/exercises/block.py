@@ -157,19 +157,30 @@ class _CountSteps:
     """model.step as the learner's function receives it: the model's own step, counted (by the grader)."""
 
     def __init__(self, model: TinyLM):
-        self.model, self.calls, self.stateless = model, 0, 0
+        self.model, self.calls, self.fresh = model, 0, 0
 
     def __call__(self, token, state):
         self.calls += 1
         with library_allowed():
             return TinyLM.step(self.model, token, state)
 
+    def init_state(self, *args, **kwargs):
+        self.fresh += 1
+        with library_allowed():
+            return TinyLM.init_state(self.model, *args, **kwargs)
+
 
 def _instrument(model: TinyLM) -> _CountSteps:
+    """model.step and model.init_state as the learner's function sees them: counted, by the grader
+    (`_replay_state` lets the grader carry the counts over from where the learner's code ran)."""
     steps = _CountSteps(model)
-    model.step = steps  # an instance attribute: model.step(token, state) is counted
-    model._replay_state = lambda: {"calls": steps.calls}
-    model._replay_restore = lambda s: setattr(steps, "calls", int(s["calls"]))
+    model.step, model.init_state = steps, steps.init_state  # instance attributes: the calls are counted
+    model._replay_state = lambda: {"calls": steps.calls, "fresh": steps.fresh}
+
+    def restore(state):
+        steps.calls, steps.fresh = int(state["calls"]), int(state["fresh"])
+
+    model._replay_restore = restore
     return steps
 
 
@@ -205,6 +216,9 @@ def _generate_case(name: str, mixer: str, batch: int, p: int, n_new: int, seed: 
                         "whole prompt first, then take its argmax)")
             raise Mismatch(f"sequence {i}, position {t} (new token {t - p}): expected {int(want[i, t])}, got "
                            f"{int(got[i, t])}{hint}")
+        if steps.fresh > 1:
+            raise Mismatch(f"model.init_state was called {steps.fresh} times: a new state forgets the past. Make one "
+                           "state before the prompt and carry it from token to token")
         if steps.calls < p + n_new - 1:
             raise Mismatch(f"model.step was called {steps.calls} times for a prompt of {p} and {n_new} new tokens: "
                            "decode with the recurrent state, one model.step per token")
