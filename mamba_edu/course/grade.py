@@ -465,7 +465,10 @@ def run_task(task: Task, work: Path, base: Sandbox, timeout: float, check_timeou
         nb = read_submission(Path(task.path))
     except ValueError as e:
         return {"kind": "malformed", "message": f"{Path(task.path).name}: {e}"}
+    import resource
+
     exercises = catalog.exercises(task.stem)
+    t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     workdir, sandbox = _prepare(work, task, base)
     sandbox.cpu = sandbox.cpu or int(timeout + 2 * check_timeout * (len(exercises) + 1) + 120)
     salt = secrets.randbelow(2**30)
@@ -476,7 +479,10 @@ def run_task(task: Task, work: Path, base: Sandbox, timeout: float, check_timeou
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(work / f"s{task.index}", ignore_errors=True)
-    return {"kind": "ran", "outcome": outcome, "records": got, "note": note, "cells": cells, "nb": nb, "salt": salt}
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the kernel's CPU time (it was waited for)
+    cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+    return {"kind": "ran", "outcome": outcome, "records": got, "note": note, "cells": cells, "nb": nb, "salt": salt,
+            "seconds": time.perf_counter() - t0, "cpu": cpu}
 
 
 # What a student's own cells (those not shipped in the chapter) may not touch: the grading machinery and
@@ -795,8 +801,9 @@ def grade(submissions: Path, out: Path, lab: int | None = None, chapters: list[i
             rows = judge(task, ran, out / "executed" / task.student if keep_executed else None)
             results[task.index] = rows
             marks = sum(r.points for r in rows)
+            took = f" in {ran['seconds']:.0f} s ({ran['cpu']:.0f} CPU-s in the kernel)" if "seconds" in ran else ""
             progress(f"{task.student} · {task.stem}: {marks}/{len(rows) * POINTS_PER_EXERCISE} "
-                     f"({', '.join(r.status for r in rows)})")
+                     f"({', '.join(r.status for r in rows)}){took}")
 
         _run_all(tasks, work, sandbox, timeout, check_timeout, jobs, done)
         if sandbox.uid is not None:
