@@ -9,7 +9,7 @@ and the kernel reads them back, chunk by chunk, runs the same first-order scan a
 kernel (`tl.associative_scan`, state carried between chunks) and projects by C on chip, so the
 states themselves never reach HBM. PyTorch then adds D·u and the gate. Compared with the fused
 kernel it moves 4·b·d·l·n·4 extra bytes (two tensors written, then read):
-`mamba_edu.hardware.triton_scan_bytes`. Forward only.
+`mamba_edu.iomodel.triton_scan_bytes`. Forward only.
 """
 
 from __future__ import annotations

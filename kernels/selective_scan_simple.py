@@ -14,7 +14,7 @@ registers for the whole sequence. Each iteration of the loop over t:
     registers → HBM   out_t (BLOCK_D values)
 
 The state never leaves the chip: HBM sees the inputs once and `out` once, the floor of the IO
-model (`mamba_edu.hardware.fused_bytes`). What it does badly: each step loads a few scattered
+model (`mamba_edu.iomodel.fused_bytes`). What it does badly: each step loads a few scattered
 values (u is laid out (b, d, L), so u_t for consecutive channels sits L elements apart) and waits
 for them before it can compute; the fused kernel loads a whole chunk of time steps at once.
 Forward only.

@@ -1,135 +1,26 @@
-"""The registry of selective-scan implementations, and the dispatcher `selective_scan`.
+"""The benchmark behind `mamba-edu bench`: cases, check-then-time, floors, JSON results and report.
 
-Glossary
-    implementation   one way to compute the selective scan (same arguments, same result:
-                     the contract in DESIGN.md and `mamba_edu.selective`)
-    entry            its registry record: a name, what it needs (a GPU, Triton), where its
-                     code lives (imported only when first used) and its bytes-moved formula
-
-Tests, benchmarks, notebooks and the app iterate `implementations()`; adding an
-implementation is one `Implementation(...)` line in `_REGISTRY` below.
+The implementations it times come from the registry (`mamba_edu.registry`), their bytes from the
+IO model (`mamba_edu.iomodel`), the floors and timers from `mamba_edu.measure`.
 """
 
 from __future__ import annotations
 
 import datetime
-import importlib
-import importlib.util
 import json
 import math
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from pathlib import Path
 
 import torch
 
-from . import hardware
 from ._checks import fail
-
-
-@dataclass(frozen=True)
-class Implementation:
-    """One registry entry."""
-
-    name: str
-    description: str
-    target: str  # "module:function", imported on first use (so Triton is never imported eagerly)
-    bytes_moved: Callable[[hardware.ScanShape], int]
-    needs_gpu: bool = False
-    needs_triton: bool = False
-    needs_package: str | None = None  # e.g. "mamba_ssm" for the official kernel
-    has_backward: bool = True  # differentiable (autograd) or forward only
-
-    def available(self, device: str | torch.device = "cpu") -> tuple[bool, str]:
-        """Whether this implementation can run on `device` here, and if not, why not."""
-        device = torch.device(device)
-        if self.needs_package and importlib.util.find_spec(self.needs_package) is None:
-            return False, f"the package '{self.needs_package}' is not installed"
-        if self.needs_gpu and device.type != "cuda":
-            return False, "it needs a CUDA GPU"
-        if self.needs_triton:
-            if hardware.triton_version() is None:
-                return False, "Triton cannot be imported here"
-            if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
-                return False, "on a CPU, Triton kernels run only under TRITON_INTERPRET=1"
-        return True, ""
-
-    def load(self) -> Callable:
-        """Import and return the implementation's function (cached: torch.compile then sees a lookup)."""
-        fn = _LOADED.get(self.target)
-        if fn is None:
-            module, _, func = self.target.partition(":")
-            fn = _LOADED[self.target] = getattr(importlib.import_module(module), func)
-        return fn
-
-
-_LOADED: dict[str, Callable] = {}
-
-
-_REGISTRY: dict[str, Implementation] = {
-    "naive": Implementation(
-        "naive", "Python loop over time, one small PyTorch op per step",
-        "mamba_edu.selective:selective_scan_naive", hardware.naive_bytes),
-    "parallel": Implementation(
-        "parallel", "PyTorch parallel scan over materialised (batch, dim, L, N) tensors, chunked over L",
-        "mamba_edu.selective:selective_scan_parallel", hardware.materialised_bytes),
-    "triton_simple": Implementation(
-        "triton_simple", "Triton, one time step per loop iteration, state in registers (the teaching kernel)",
-        "mamba_edu.kernels.selective_scan_simple:selective_scan_simple", hardware.fused_bytes,
-        needs_triton=True, has_backward=False),
-    "triton_scan": Implementation(
-        "triton_scan", "Triton scan over (batch, dim, L, N) tensors that PyTorch materialises in HBM (unfused)",
-        "mamba_edu.kernels.scan_unfused:selective_scan_triton_scan", hardware.triton_scan_bytes,
-        needs_triton=True, has_backward=False),
-    "fused": Implementation(
-        "fused", "Triton: discretisation, the recurrence, C-projection and gate in one kernel; backward recomputes",
-        "mamba_edu.kernels.fused_op:selective_scan_fused", hardware.fused_bytes, needs_triton=True),
-    "official": Implementation(
-        "official", "the official mamba-ssm CUDA kernel (only where the mamba_ssm package is installed)",
-        "mamba_ssm.ops.selective_scan_interface:selective_scan_fn", hardware.fused_bytes,
-        needs_gpu=True, needs_package="mamba_ssm"),
-}
-
-
-def implementations() -> dict[str, Implementation]:
-    """The registry: name → Implementation (a copy; the registry itself is not changed)."""
-    return dict(_REGISTRY)
-
-
-def _auto(device: torch.device) -> str:
-    """The implementation `impl="auto"` picks on `device`: fused on a GPU when it exists, else parallel."""
-    for name in ("fused", "parallel"):
-        entry = _REGISTRY.get(name)
-        if entry is None:
-            continue
-        if entry.needs_triton and device.type != "cuda":
-            continue  # the Triton interpreter is for tests and teaching, never the default
-        if entry.available(device)[0]:
-            return name
-    return "naive"
-
-
-def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                   return_last_state=False, impl: str = "auto"):
-    """The selective scan (contract in DESIGN.md), computed by the registered implementation `impl`.
-
-    `impl="auto"` picks the fastest implementation that runs on u's device.
-    """
-    device = u.device if isinstance(u, torch.Tensor) else torch.device("cpu")
-    if impl == "auto":
-        impl = _auto(device)
-    if impl not in _REGISTRY:
-        fail("selective_scan", "impl", "'auto' or one of " + ", ".join(map(repr, _REGISTRY)), repr(impl))
-    entry = _REGISTRY[impl]
-    ok, why = entry.available(device)
-    if not ok:
-        runnable = [k for k, e in _REGISTRY.items() if e.available(device)[0]]
-        fail("selective_scan", "impl", f"an implementation that runs here ({', '.join(runnable)})",
-             f"{impl!r}, which cannot run on {device}: {why}")
-    return entry.load()(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
-                        return_last_state=return_last_state)
+from .machine import describe_device, triton_version
+from .iomodel import ScanShape, backward_min_bytes, exp_count
+from .measure import measure_copy_bandwidth, measure_exp_throughput, median_seconds
+from .registry import implementations
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,7 +39,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 #     fraction_*      = floor / measured time         1.0 would be at the floor
 # ----------------------------------------------------------------------------------------------
 
-SCHEMA = hardware.BENCH_SCHEMA
+SCHEMA = "mamba-edu-bench/1"
+BENCH_DIR = Path(__file__).resolve().parents[1] / "results" / "bench"  # the committed results
 PASSES = ("forward", "forward_backward")
 STATUSES = ("ok", "wrong", "oom", "skipped", "error")
 ATTENTION = "attention"  # causal scaled_dot_product_attention at the same width, for the quadratic comparison
@@ -187,7 +79,7 @@ class BenchConfig:
     max_elements_cpu: int = 2**22  # b·d·l·n above which a CPU case is skipped (too slow)
 
     def cases(self) -> list[Case]:
-        impls = list(self.impls) if self.impls else list(_REGISTRY)
+        impls = list(self.impls) if self.impls else list(implementations())
         if self.attention and ATTENTION not in impls:
             impls.append(ATTENTION)
         shapes = [(self.batch, self.dim, L, self.N) for L in self.lengths] + [tuple(s) for s in self.extra]
@@ -244,7 +136,7 @@ def _rel(a, b) -> float:
 def _scan_case(c: Case, device):
     """(run, check) for a selective-scan case: run() does the pass; check() returns the relative
     error against the float64 reference on a slice (forward output, and input gradients)."""
-    fn = _REGISTRY[c.impl].load()
+    fn = implementations()[c.impl].load()
     x = _inputs(c, device, seed=hash((c.impl, c.pass_, c.batch, c.dim, c.L, c.N)) % 2**31)
     kw = dict(delta_softplus=True)
     k = min(c.dim, 64)
@@ -314,8 +206,8 @@ def _attention_case(c: Case, device, heads: int):
     return run, check
 
 
-def _shape(c: Case) -> hardware.ScanShape:
-    return hardware.ScanShape(c.batch, c.dim, c.L, c.N, bytes_per_element=2 if c.dtype != "float32" else 4)
+def _shape(c: Case) -> ScanShape:
+    return ScanShape(c.batch, c.dim, c.L, c.N, bytes_per_element=2 if c.dtype != "float32" else 4)
 
 
 def case_bytes(c: Case) -> int:
@@ -324,20 +216,20 @@ def case_bytes(c: Case) -> int:
     if c.impl == ATTENTION:
         fwd = 4 * c.batch * c.L * c.dim * s.bytes_per_element
         return fwd if c.pass_ == "forward" else fwd + 7 * c.batch * c.L * c.dim * s.bytes_per_element
-    fwd = _REGISTRY[c.impl].bytes_moved(s)
-    return fwd if c.pass_ == "forward" else fwd + hardware.backward_min_bytes(s)
+    fwd = implementations()[c.impl].bytes_moved(s)
+    return fwd if c.pass_ == "forward" else fwd + backward_min_bytes(s)
 
 
 def case_exps(c: Case) -> int:
     """Exponentials the case must compute (attention: its L²/2·heads softmax exponentials per pass)."""
     if c.impl == ATTENTION:
         return c.batch * c.L * (c.L + 1) // 2 * (2 if c.pass_ == "forward_backward" else 1)
-    return hardware.exp_count(_shape(c)) * (2 if c.pass_ == "forward_backward" else 1)
+    return exp_count(_shape(c)) * (2 if c.pass_ == "forward_backward" else 1)
 
 
 def _skip_reason(c: Case, cfg: BenchConfig, device: torch.device) -> str | None:
     if c.impl != ATTENTION:
-        entry = _REGISTRY[c.impl]
+        entry = implementations()[c.impl]
         ok, why = entry.available(device)
         if not ok:
             return why
@@ -358,7 +250,7 @@ def _time_ms(run, device: torch.device) -> float:
         import triton.testing
 
         return float(triton.testing.do_bench(run, warmup=25, rep=100, return_mode="median"))
-    return hardware.median_seconds(run, repeat=3, warmup=1) * 1e3
+    return median_seconds(run, repeat=3, warmup=1) * 1e3
 
 
 def _peak_bytes(run, device: torch.device) -> int | None:
@@ -412,12 +304,12 @@ def measure_case(c: Case, cfg: BenchConfig, device: torch.device, floors: dict, 
 def measure_floors(device: torch.device) -> dict:
     """Copy bandwidth (bytes read + written) and exp2 throughput, measured now on `device`."""
     nbytes = 2**30 if device.type == "cuda" else 2**26
-    return dict(copy_bytes_per_s=hardware.measure_copy_bandwidth(device, nbytes=nbytes),
-                exp_per_s=hardware.measure_exp_throughput(device))
+    return dict(copy_bytes_per_s=measure_copy_bandwidth(device, nbytes=nbytes),
+                exp_per_s=measure_exp_throughput(device))
 
 
 def environment(device: torch.device) -> dict:
-    info = hardware.describe_device(device.index or 0) if device.type == "cuda" else hardware.describe_device()
+    info = describe_device(device.index or 0) if device.type == "cuda" else describe_device()
     dev = dict(kind=info.kind, name=info.name, multiprocessors=info.multiprocessors, memory_bytes=info.memory_bytes,
                capability=info.capability)
     if device.type == "cuda":
@@ -427,7 +319,7 @@ def environment(device: torch.device) -> dict:
         dev["l2_cache_bytes"] = getattr(p, "L2_cache_size", None)
     from . import __version__
 
-    versions = dict(mamba_edu=__version__, torch=torch.__version__, triton=hardware.triton_version(),
+    versions = dict(mamba_edu=__version__, torch=torch.__version__, triton=triton_version(),
                     cuda=torch.version.cuda, python=platform.python_version())
     return dict(device=dev, versions=versions)
 
@@ -507,8 +399,6 @@ def validate_results(data) -> dict:
 
 def load_results(path) -> dict:
     """Read and validate a results file."""
-    from pathlib import Path
-
     try:
         data = json.loads(Path(path).read_text())
     except ValueError as e:
@@ -517,8 +407,6 @@ def load_results(path) -> dict:
 
 
 def save_results(results: dict, path) -> None:
-    from pathlib import Path
-
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(validate_results(results), indent=1) + "\n")
 
@@ -562,3 +450,37 @@ def crossover_length(results: dict, impl: str = "fused", other: str = "attention
         if r1 <= 0 < r2:
             return math.exp(math.log(L1) + (math.log(L2) - math.log(L1)) * (-r1) / (r2 - r1))
     return None
+
+
+def load_bench_results(folder=None) -> list[dict]:
+    """Every benchmark result of schema "mamba-edu-bench/1" in `folder` (results/bench/ of the
+    repository by default), sorted by file name; [] when there is none. Other JSON files are skipped."""
+    folder = BENCH_DIR if folder is None else Path(folder)
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("schema") == SCHEMA:
+            out.append({**data, "file": path.name})
+    return out
+
+
+def same_run_ratios(results: dict, impl: str = "fused", peer: str = "official") -> list[dict]:
+    """For every (pass, shape) where both `impl` and `peer` ran correctly in this one result:
+    ratio = peer's time / impl's time (> 1: impl is faster) and memory = impl's peak / peer's peak.
+
+    A claim against a peer is a ratio from one run (DESIGN.md): never mix results files here."""
+    def key(c):
+        return (c["pass"], c["batch"], c["dim"], c["L"], c["N"], c["dtype"])
+
+    ours = {key(c): c for c in results["cases"] if c["impl"] == impl and c["status"] == "ok"}
+    theirs = {key(c): c for c in results["cases"] if c["impl"] == peer and c["status"] == "ok"}
+    rows = []
+    for k in sorted(set(ours) & set(theirs), key=lambda k: (PASSES.index(k[0]) if k[0] in PASSES else 9, *k[1:])):
+        a, b = ours[k], theirs[k]
+        pa, pb = a.get("peak_bytes"), b.get("peak_bytes")
+        rows.append(dict(zip(("pass", "batch", "dim", "L", "N", "dtype"), k), fused_ms=a["ms"], official_ms=b["ms"],
+                         ratio=b["ms"] / a["ms"], memory=pa / pb if pa and pb else None))
+    return rows

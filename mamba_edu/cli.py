@@ -4,7 +4,8 @@
     mamba-edu lab     open the notebooks in JupyterLab
     mamba-edu info    the device found here and which implementations can run on it
     mamba-edu train   train a tiny model on a synthetic task (selective copying, induction heads),
-                      or regenerate every result of results/tasks with `--reproduce results/tasks`
+                      or regenerate every result of results/tasks with `--reproduce results/tasks`,
+                      or the byte-level language model of results/textlm with `--preset textlm`
 
     mamba-edu bench   time every selective-scan implementation (checked first) against the
                       measured floors; writes JSON results and an HTML report
@@ -49,8 +50,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import torch
 
-    from .bench import implementations
-    from .hardware import describe_device
+    from .registry import implementations
+    from .machine import describe_device
 
     dev = describe_device()
     print(f"device:  {dev.summary()}")
@@ -73,6 +74,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.preset == "textlm":
+        from . import textlm
+
+        out = args.out or "results/textlm"
+        res = textlm.reproduce(out, progress=not args.quiet)
+        print(f"wrote {out}/results.json, README.md and the checkpoints in {res['total_seconds'] / 60:.1f} min")
+        return 0
     if args.reproduce:
         res = T.reproduce(args.reproduce, max_len=args.max_len or T.REPRODUCE_MAX_LEN, progress=not args.quiet)
         print(f"wrote {args.reproduce}/results.json, README.md and checkpoints/ in {res['total_seconds'] / 60:.1f} min")
@@ -123,6 +131,10 @@ def _add_train(sub) -> None:
     t.add_argument("--reproduce", metavar="DIR",
                    help="train and evaluate every run of the results table and write DIR/results.json, "
                         "DIR/README.md and DIR/checkpoints/ (ignores the other options but --max-len, --threads)")
+    t.add_argument("--preset", choices=["textlm"],
+                   help="textlm: train the byte-level language model on the Python standard library's source and "
+                        "its same-size attention baseline, and write results/textlm (or --out DIR); ignores the "
+                        "other options but --threads, --quiet")
     t.set_defaults(func=cmd_train)
 
 
@@ -132,6 +144,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     from . import bench
+    from .registry import implementations
     from .viz import bench as vb
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -143,10 +156,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             setattr(cfg, name, getattr(args, name))
     if args.impls:
         cfg.impls = tuple(args.impls.split(","))
-        unknown = [i for i in cfg.impls if i not in bench.implementations() and i != bench.ATTENTION]
+        unknown = [i for i in cfg.impls if i not in implementations() and i != bench.ATTENTION]
         if unknown:
             sys.exit(f"mamba-edu bench: unknown implementation(s) {unknown}; known: "
-                     f"{', '.join(bench.implementations())}, {bench.ATTENTION}")
+                     f"{', '.join(implementations())}, {bench.ATTENTION}")
     if args.forward_only:
         cfg.passes = ("forward",)
     if args.no_attention:

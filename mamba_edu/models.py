@@ -448,7 +448,7 @@ def decode_step_seconds(model: TinyLM, positions, batch: int = 1, repeat: int = 
     values. Attention's grows with the position (it attends to, and copies, every cached key and
     value); a Mamba block's does not.
     """
-    from .hardware import median_seconds
+    from .measure import median_seconds
 
     func = "decode_step_seconds"
     if not isinstance(model, TinyLM):
@@ -475,10 +475,10 @@ def decode_throughput(model: TinyLM, batch_sizes, position: int, repeat: int = 5
 def hybrid_state_bytes(position: int, n_layers: int, n_attention: int, d_model: int, n_heads: int, d_state: int = 16,
                        d_conv: int = 4, expand: int = 2, batch: int = 1, kv_bytes: int = 2, state_bytes_: int = 4) -> int:
     """Decoding memory of a model with `n_attention` attention layers among `n_layers` (the rest Mamba)
-    after `position` tokens: their KV cache (`hardware.kv_cache_bytes`) plus the Mamba layers' fixed
-    state (`hardware.mamba_state_bytes`). n_attention = 0: pure Mamba; = n_layers: a Transformer.
+    after `position` tokens: their KV cache (`cost.kv_cache_bytes`) plus the Mamba layers' fixed
+    state (`cost.mamba_state_bytes`). n_attention = 0: pure Mamba; = n_layers: a Transformer.
     """
-    from . import hardware
+    from . import cost
 
     func = "hybrid_state_bytes"
     check_int(func, "n_layers", n_layers)
@@ -486,9 +486,9 @@ def hybrid_state_bytes(position: int, n_layers: int, n_attention: int, d_model: 
     check_int(func, "n_heads", n_heads)
     if d_model % n_heads:
         raise ValueError(f"{func}: argument 'n_heads' must divide d_model = {d_model}; got {n_heads}.")
-    kv = hardware.kv_cache_bytes(n_attention, n_heads, d_model // n_heads, position, batch, kv_bytes) if n_attention else 0
+    kv = cost.kv_cache_bytes(n_attention, n_heads, d_model // n_heads, position, batch, kv_bytes) if n_attention else 0
     n_mamba = n_layers - n_attention
-    ssm = hardware.mamba_state_bytes(n_mamba, d_model, d_state, d_conv, expand, batch, state_bytes_) if n_mamba else 0
+    ssm = cost.mamba_state_bytes(n_mamba, d_model, d_state, d_conv, expand, batch, state_bytes_) if n_mamba else 0
     return kv + ssm
 
 

@@ -403,7 +403,7 @@ def matmul_time_split(fn, repeat: int = 3, warmup: int = 1) -> dict[str, float]:
     """
     from torch.profiler import ProfilerActivity, profile
 
-    from .hardware import _stderr_silenced  # the profiler's C++ side prints start/stop lines to stderr
+    from .measure import stderr_silenced  # the profiler's C++ side prints start/stop lines to stderr
 
     check_int("matmul_time_split", "repeat", repeat)
     check_int("matmul_time_split", "warmup", warmup, minimum=0)
@@ -413,7 +413,7 @@ def matmul_time_split(fn, repeat: int = 3, warmup: int = 1) -> dict[str, float]:
     if cuda:
         torch.cuda.synchronize()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with _stderr_silenced(), profile(activities=acts) as prof:
+    with stderr_silenced(), profile(activities=acts) as prof:
         for _ in range(repeat):
             fn()
         if cuda:

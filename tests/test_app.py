@@ -10,7 +10,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import mamba_edu
-from mamba_edu.hardware import describe_device
+from mamba_edu.machine import describe_device
 
 APP = Path(__file__).resolve().parents[1] / "app"
 sys.path.insert(0, str(APP))
@@ -24,8 +24,8 @@ def _home(app_dir: Path = APP) -> AppTest:
 
 
 def test_pages_list_matches_the_agreed_files():
-    assert [p.file for p in _common.PAGES] == ["home.py", "state_explorer.py", "hippo.py", "selection.py", "scans.py",
-                                               "memory.py", "kernel_timing.py"]
+    assert [p.file for p in _common.PAGES] == ["home.py", "state_explorer.py", "hippo.py", "selection.py",
+                                               "inside_mamba.py", "scans.py", "memory.py", "kernel_timing.py"]
     present = [p.file for p in _common.present_pages()]
     assert present == [p.file for p in _common.PAGES if (APP / "pages" / p.file).exists()]
     assert {"home.py", "state_explorer.py", "hippo.py"} <= set(present)

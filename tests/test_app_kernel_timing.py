@@ -12,7 +12,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from mamba_edu import bench, hardware
+from mamba_edu import bench
 from mamba_edu.viz import bench as vb
 from app_rerun import rerun_from_cache
 from plotly_data import arr
@@ -20,7 +20,7 @@ from plotly_data import arr
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app"
 PAGE = str(APP / "pages" / "kernel_timing.py")
-H100 = hardware.BENCH_DIR / "h100.json"
+H100 = bench.BENCH_DIR / "h100.json"
 if str(APP) not in sys.path:
     sys.path.insert(0, str(APP))  # the pages import _common, as they do under app/Home.py
 
@@ -92,7 +92,7 @@ def test_defaults_show_the_recorded_results_with_device_and_date(app, h100):
 
 
 def test_rerun_at_defaults_uses_the_cache(app, monkeypatch):
-    rerun_from_cache(app, monkeypatch, ["mamba_edu.hardware.load_bench_results", "mamba_edu.viz.bench.time_vs_length",
+    rerun_from_cache(app, monkeypatch, ["mamba_edu.bench.load_bench_results", "mamba_edu.viz.bench.time_vs_length",
                                         "mamba_edu.viz.bench.speedup_vs_length", "mamba_edu.viz.bench.floor_fractions",
                                         "mamba_edu.viz.bench.attention_crossover", "mamba_edu.viz.bench.compare_runs"])
     assert app.title[0].value == "Kernel timing" and "kt_time" in charts(app)
@@ -210,7 +210,7 @@ def test_a_valid_upload_is_added_and_compared(h100):
 
 
 def test_without_recorded_results_the_page_says_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(hardware, "BENCH_DIR", tmp_path)
+    monkeypatch.setattr(bench, "BENCH_DIR", tmp_path)
     at = AppTest.from_file(PAGE, default_timeout=120)
     ok(at.run())
     assert any("No benchmark results yet" in i.value for i in at.info)

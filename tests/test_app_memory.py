@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mamba_edu import hardware
-from mamba_edu.hardware import DATASHEETS, IO_MODELS, ScanShape
+from mamba_edu import bench, iomodel
+from mamba_edu.machine import DATASHEETS
+from mamba_edu.iomodel import IO_MODELS, ScanShape
 from app_rerun import rerun_from_cache
 from plotly_data import arr
 
@@ -39,10 +40,10 @@ def check_io(at, shape):
     assert list(arr(bar["x"])) == [model(shape) for model in IO_MODELS.values()]
     model = next(t for t in roof["data"] if t.get("name", "").startswith("IO model"))
     assert list(model["text"]) == list(IO_MODELS)
-    assert list(arr(model["x"])) == pytest.approx([hardware.arithmetic_intensity(i, shape) for i in IO_MODELS])
+    assert list(arr(model["x"])) == pytest.approx([iomodel.arithmetic_intensity(i, shape) for i in IO_MODELS])
     table = at.dataframe[0].value
     assert list(table["implementation"]) == list(IO_MODELS)
-    assert list(table["× the floor"]) == [round(m(shape) / hardware.min_bytes(shape), 2) for m in IO_MODELS.values()]
+    assert list(table["× the floor"]) == [round(m(shape) / iomodel.min_bytes(shape), 2) for m in IO_MODELS.values()]
 
 
 def test_defaults(app):
@@ -61,14 +62,14 @@ def test_defaults(app):
     assert first["name"].startswith("roof: H100") or first["name"].startswith("roof: this GPU")
     if first["name"].startswith("roof: H100"):
         assert arr(first["y"]).max() == pytest.approx(DATASHEETS["H100 SXM5 80GB"].peak_exp_per_s)
-    if not hardware.load_bench_results():
+    if not bench.load_bench_results():
         assert any("No recorded GPU benchmark results" in i.value for i in app.info)
 
 
 def test_rerun_at_defaults_uses_the_cache(app, monkeypatch):
-    rerun_from_cache(app, monkeypatch, ["mamba_edu.hardware.measure_copy_bandwidth",
-                                        "mamba_edu.hardware.measure_exp_throughput",
-                                        "mamba_edu.hardware.measure_point", "mamba_edu.hardware.memory_hierarchy"])
+    rerun_from_cache(app, monkeypatch, ["mamba_edu.measure.measure_copy_bandwidth",
+                                        "mamba_edu.measure.measure_exp_throughput",
+                                        "mamba_edu.measure.measure_point", "mamba_edu.machine.memory_hierarchy"])
     assert app.title[0].value == "Memory hierarchy" and len(app.get("plotly_chart")) == 3
 
 
@@ -90,12 +91,12 @@ def test_calculator_at_its_extremes(app, end):
 
 def test_recorded_results_are_plotted(tmp_path, monkeypatch):
     case = dict(impl="parallel", batch=4, dim=256, L=1024, N=16, dtype="bfloat16", status="ok", ms=1.5,
-                bytes=hardware.materialised_bytes(ScanShape(4, 256, 1024, 16)))
+                bytes=iomodel.materialised_bytes(ScanShape(4, 256, 1024, 16)))
     result = {"schema": "mamba-edu-bench/1", "device": {"name": "NVIDIA H100 80GB HBM3", "multiprocessors": 132},
               "floors": {"copy_bytes_per_s": 2.9e12, "exp_per_s": 3.9e12},
               "cases": [{**case, "pass": "forward"}, {**case, "pass": "forward", "status": "wrong"}]}
     (tmp_path / "h100.json").write_text(json.dumps(result))
-    monkeypatch.setattr(hardware, "BENCH_DIR", tmp_path)
+    monkeypatch.setattr(bench, "BENCH_DIR", tmp_path)
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
     assert not at.exception and not at.error
@@ -103,8 +104,8 @@ def test_recorded_results_are_plotted(tmp_path, monkeypatch):
     _, _, roof = figures(at)
     runs = next(t for t in roof["data"] if t["name"] == "NVIDIA H100 80GB HBM3: h100.json")
     shape = ScanShape(4, 256, 1024, 16)
-    assert list(arr(runs["x"])) == pytest.approx([hardware.exp_count(shape) / case["bytes"]])
-    assert list(arr(runs["y"])) == pytest.approx([hardware.exp_count(shape) / 1.5e-3])
+    assert list(arr(runs["x"])) == pytest.approx([iomodel.exp_count(shape) / case["bytes"]])
+    assert list(arr(runs["y"])) == pytest.approx([iomodel.exp_count(shape) / 1.5e-3])
     # its measured floors are offered as a roof to time against
     target = "NVIDIA H100 80GB HBM3 (measured floors, h100.json)"
     assert target in at.selectbox("target").options

@@ -4,7 +4,7 @@ fixed state can recall (mamba_edu.models, the chapter 10 section)."""
 import pytest
 import torch
 
-from mamba_edu import hardware, models
+from mamba_edu import cost, measure, models
 from mamba_edu.models import (AttentionBlock, MambaBlock, TinyLM, decode_step_seconds, decode_throughput,
                               hybrid_state_bytes, mamba_block_parameters, parameter_breakdown, state_at_position,
                               state_bytes, state_recall, trace_block)
@@ -61,8 +61,8 @@ def test_state_at_position_has_the_size_of_a_real_decoding_state(mixer):
         logits, grown = lm.step(torch.zeros(3, dtype=torch.int64), state_at_position(lm, 3, 7))
     assert logits.shape == (3, 11)
     if mixer == "attention":
-        assert state_bytes(grown) == hardware.kv_cache_bytes(2, 2, 8, 8, batch=3, bytes_per_element=4)
-        assert state_bytes(state_at_position(lm, 3, 1000)) == hardware.kv_cache_bytes(2, 2, 8, 1000, 3, 4)
+        assert state_bytes(grown) == cost.kv_cache_bytes(2, 2, 8, 8, batch=3, bytes_per_element=4)
+        assert state_bytes(state_at_position(lm, 3, 1000)) == cost.kv_cache_bytes(2, 2, 8, 1000, 3, 4)
     else:
         assert state_bytes(state_at_position(lm, 3, 1000)) == state_bytes(state)
 
@@ -84,7 +84,7 @@ def test_decode_timing_helpers(monkeypatch):
         calls.append(state[0][0].shape[2])
         return 0.25
 
-    monkeypatch.setattr(hardware, "median_seconds", fake_median)
+    monkeypatch.setattr(measure, "median_seconds", fake_median)
     assert decode_throughput(lm, [1, 4, 8], position=30) == [4.0, 16.0, 32.0]
     assert calls == [31, 31, 31]  # a cache of 30 entries, plus this token
     with pytest.raises(ValueError, match="'position'"):
@@ -98,7 +98,7 @@ def test_hybrid_state_bytes_matches_real_models():
             got = hybrid_state_bytes(t, 2, n_att, 16, 2, d_state=8, kv_bytes=4)
             assert got == state_bytes(state_at_position(lm, 1, t))
     one = hybrid_state_bytes(10_000, 8, 1, 64, 2)
-    assert one == hardware.kv_cache_bytes(1, 2, 32, 10_000) + hardware.mamba_state_bytes(7, 64)
+    assert one == cost.kv_cache_bytes(1, 2, 32, 10_000) + cost.mamba_state_bytes(7, 64)
     with pytest.raises(ValueError, match="'n_attention'"):
         hybrid_state_bytes(10, 4, 5, 64, 2)
     with pytest.raises(ValueError, match="'n_heads'"):

@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mamba_edu import hardware, ssd
+from mamba_edu import cost as cost_lib
+from mamba_edu import iomodel, machine, ssd
 from mamba_edu.course import catalog
 from mamba_edu.discretize import bilinear, zoh
 from mamba_edu.exercises import block, cost, discretization, hippo, lti, memory, scans, selection, tasks
@@ -29,7 +30,7 @@ from mamba_edu.train import answer_metrics
 
 
 def kv_lib(n_layers, n_heads, head_dim, L, batch, s):
-    return hardware.kv_cache_bytes(n_layers, n_heads, head_dim, L, batch=batch, bytes_per_element=s)
+    return cost_lib.kv_cache_bytes(n_layers, n_heads, head_dim, L, batch=batch, bytes_per_element=s)
 
 
 def ssm_step_lib(h, delta, A, B, C, u):
@@ -41,7 +42,7 @@ def ssm_step_lib(h, delta, A, B, C, u):
 
 
 def max_len_lib(budget, n_heads, batch, s):
-    return hardware.max_attention_length(budget, n_heads=n_heads, batch=batch, bytes_per_element=s)
+    return cost_lib.max_attention_length(budget, n_heads=n_heads, batch=batch, bytes_per_element=s)
 
 
 def zoh_lib(A, B, dt):
@@ -110,17 +111,17 @@ def blelloch_lib(a, b, combine):
 
 
 def sram_gap_lib(spec):
-    total = hardware.on_chip_sram_bytes(spec, registers=False)
-    return total, hardware.orders_of_magnitude(spec.hbm_bytes, total)
+    total = machine.on_chip_sram_bytes(spec, registers=False)
+    return total, machine.orders_of_magnitude(spec.hbm_bytes, total)
 
 
 def materialised_lib(b, d, L, N):
-    s = hardware.ScanShape(b, d, L, N)
-    return hardware.materialised_bytes(s) - hardware.min_bytes(s)
+    s = iomodel.ScanShape(b, d, L, N)
+    return iomodel.materialised_bytes(s) - iomodel.min_bytes(s)
 
 
 def attainable_lib(intensity, peak, bandwidth):
-    return hardware.attainable(intensity, peak, bandwidth)
+    return iomodel.attainable(intensity, peak, bandwidth)
 
 
 def parameters_lib(d_model, d_state, d_conv, expand, dt_rank):

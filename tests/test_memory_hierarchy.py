@@ -1,4 +1,4 @@
-"""The memory-hierarchy section of mamba_edu.hardware: datasheet table, queried levels, IO models,
+"""The memory hierarchy (mamba_edu.machine, mamba_edu.iomodel, mamba_edu.measure): datasheet table, queried levels, IO models,
 roofline math, floors and benchmark results."""
 
 import json
@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from mamba_edu import bench, hardware
-from mamba_edu.hardware import DATASHEETS, IO_MODELS, ScanShape
+from mamba_edu import bench, iomodel, machine, measure, registry
+from mamba_edu.machine import DATASHEETS
+from mamba_edu.iomodel import IO_MODELS, ScanShape
 
 SHAPE = ScanShape(batch=8, dim=1536, L=2048, N=16)
 
@@ -31,36 +32,36 @@ def test_datasheets_are_labelled_and_consistent():
     assert DATASHEETS["H100 SXM5 80GB"].levels()[2].bandwidth is None  # L2 bandwidth: not published
     assert DATASHEETS["A100 SXM4 80GB"].levels()[2].bandwidth == 5120 * 1.41e9
     with pytest.raises(ValueError, match="'name'"):
-        hardware.datasheet("V100")
-    assert hardware.datasheet("A100 SXM4 40GB") is a100
+        machine.datasheet("V100")
+    assert machine.datasheet("A100 SXM4 40GB") is a100
 
 
 def test_sram_is_per_sm_tens_of_mb_three_orders_below_hbm():
     a100 = DATASHEETS["A100 SXM4 40GB"]
-    shared = hardware.on_chip_sram_bytes(a100, registers=False)
+    shared = machine.on_chip_sram_bytes(a100, registers=False)
     assert shared == 108 * 164 * 1024
     for spec in DATASHEETS.values():
-        sram = hardware.on_chip_sram_bytes(spec)
+        sram = machine.on_chip_sram_bytes(spec)
         assert 10e6 <= sram <= 100e6  # tens of MB on the chip
-        assert 2.5 < hardware.orders_of_magnitude(spec.hbm_bytes, sram) < 4  # about three orders
-        assert hardware.orders_of_magnitude(spec.hbm_bytes, spec.shared_per_sm) > 5  # one SM: the misstatement
-    assert hardware.orders_of_magnitude(1000, 1) == pytest.approx(3)
+        assert 2.5 < machine.orders_of_magnitude(spec.hbm_bytes, sram) < 4  # about three orders
+        assert machine.orders_of_magnitude(spec.hbm_bytes, spec.shared_per_sm) > 5  # one SM: the misstatement
+    assert machine.orders_of_magnitude(1000, 1) == pytest.approx(3)
     with pytest.raises(ValueError, match="'small'"):
-        hardware.orders_of_magnitude(1, 0)
+        machine.orders_of_magnitude(1, 0)
 
 
 def test_cpu_hierarchy_is_queried_and_takes_a_bandwidth():
-    levels = hardware.memory_hierarchy("cpu", bandwidth=1e10)
+    levels = machine.memory_hierarchy("cpu", bandwidth=1e10)
     assert levels[-1].name == "DRAM" and levels[-1].bandwidth == 1e10 and "measured" in levels[-1].bandwidth_source
     assert levels[-1].total_bytes and levels[-1].total_bytes > 2**28
     caches = [lv for lv in levels if lv.name.endswith("cache")]
     sizes = [lv.total_bytes for lv in caches]
     assert sizes == sorted(sizes)  # L1 < L2 < L3 where the machine reports them
-    assert hardware.memory_hierarchy("cpu")[-1].bandwidth is None
+    assert machine.memory_hierarchy("cpu")[-1].bandwidth is None
     with pytest.raises(ValueError, match="'bandwidth'"):
-        hardware.memory_hierarchy("cpu", bandwidth=-1.0)
+        machine.memory_hierarchy("cpu", bandwidth=-1.0)
     with pytest.raises(ValueError, match="'device'"):
-        hardware.memory_hierarchy("meta")
+        machine.memory_hierarchy("meta")
 
 
 def test_cpu_caches_parse_sysfs(tmp_path):
@@ -70,21 +71,21 @@ def test_cpu_caches_parse_sysfs(tmp_path):
         d.mkdir()
         for f, v in (("type", kind), ("level", level), ("size", size), ("shared_cpu_list", shared)):
             (d / f).write_text(f"{v}\n")
-    assert hardware._cpu_caches(str(tmp_path)) == [("L1 cache", 48 * 1024, 2), ("L2 cache", 2 * 2**20, 2),
+    assert machine._cpu_caches(str(tmp_path)) == [("L1 cache", 48 * 1024, 2), ("L2 cache", 2 * 2**20, 2),
                                                    ("L3 cache", 30 * 2**20, 16)]
-    assert hardware._cpu_caches(str(tmp_path / "missing")) == []
+    assert machine._cpu_caches(str(tmp_path / "missing")) == []
 
 
 def test_cuda_hierarchy_without_a_gpu_says_so():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="'device'"):
-        hardware.memory_hierarchy("cuda")
+        machine.memory_hierarchy("cuda")
 
 
 @pytest.mark.gpu
 def test_cuda_hierarchy_is_queried():
-    levels = hardware.memory_hierarchy("cuda", bandwidth=1e12)
+    levels = machine.memory_hierarchy("cuda", bandwidth=1e12)
     p = torch.cuda.get_device_properties(0)
     assert [lv.name for lv in levels] == ["registers", "shared memory", "L2 cache", "HBM"]
     assert levels[0].units == p.multi_processor_count and levels[3].total_bytes == p.total_memory
@@ -92,51 +93,51 @@ def test_cuda_hierarchy_is_queried():
 
 
 def test_io_models_are_the_registry_s_and_ordered():
-    for name, entry in bench.implementations().items():
+    for name, entry in registry.implementations().items():
         if name in IO_MODELS:
             assert entry.bytes_moved is IO_MODELS[name]
     io = {k: f(SHAPE) for k, f in IO_MODELS.items()}
-    assert io["fused"] == hardware.min_bytes(SHAPE) < io["triton_scan"] < io["parallel"] < io["naive"]
+    assert io["fused"] == iomodel.min_bytes(SHAPE) < io["triton_scan"] < io["parallel"] < io["naive"]
     assert io["parallel"] - io["fused"] == 6 * SHAPE.state_elements * 4
 
 
 def test_roofline_math():
-    assert hardware.exp_count(SHAPE) == 8 * 1536 * 2048 * 16
-    intensity = hardware.arithmetic_intensity("fused", SHAPE)
-    assert intensity == pytest.approx(hardware.exp_count(SHAPE) / hardware.fused_bytes(SHAPE))
-    assert hardware.arithmetic_intensity("parallel", SHAPE) < intensity
-    assert hardware.ridge_intensity(10.0, 2.0) == 5.0
-    assert hardware.attainable(1.0, 10.0, 2.0) == 2.0 and hardware.attainable(50.0, 10.0, 2.0) == 10.0
+    assert iomodel.exp_count(SHAPE) == 8 * 1536 * 2048 * 16
+    intensity = iomodel.arithmetic_intensity("fused", SHAPE)
+    assert intensity == pytest.approx(iomodel.exp_count(SHAPE) / iomodel.fused_bytes(SHAPE))
+    assert iomodel.arithmetic_intensity("parallel", SHAPE) < intensity
+    assert iomodel.ridge_intensity(10.0, 2.0) == 5.0
+    assert iomodel.attainable(1.0, 10.0, 2.0) == 2.0 and iomodel.attainable(50.0, 10.0, 2.0) == 10.0
     t = torch.tensor([1.0, 5.0, 50.0], dtype=torch.float64)
-    assert hardware.attainable(t, 10.0, 2.0).tolist() == [2.0, 10.0, 10.0]
-    assert hardware.time_floor(100, 10, 10.0, 2.0) == 10.0 and hardware.time_floor(100, 1000, 10.0, 2.0) == 500.0
+    assert iomodel.attainable(t, 10.0, 2.0).tolist() == [2.0, 10.0, 10.0]
+    assert iomodel.time_floor(100, 10, 10.0, 2.0) == 10.0 and iomodel.time_floor(100, 1000, 10.0, 2.0) == 500.0
     with pytest.raises(ValueError, match="'impl'"):
-        hardware.arithmetic_intensity("official_cuda", SHAPE)
+        iomodel.arithmetic_intensity("official_cuda", SHAPE)
     with pytest.raises(ValueError, match="'peak'"):
-        hardware.attainable(1.0, 0.0, 1.0)
+        iomodel.attainable(1.0, 0.0, 1.0)
 
 
 def test_floors_measured_on_the_cpu_are_plausible():
-    bw = hardware.measure_copy_bandwidth("cpu", nbytes=2**22, repeat=3)
+    bw = measure.measure_copy_bandwidth("cpu", nbytes=2**22, repeat=3)
     assert 1e8 < bw < 1e13  # between 100 MB/s and 10 TB/s
-    ex = hardware.measure_exp_throughput("cpu", n=2**14, repeat=3)
+    ex = measure.measure_exp_throughput("cpu", n=2**14, repeat=3)
     assert 1e6 < ex < 1e12
     with pytest.raises(ValueError, match="'nbytes'"):
-        hardware.measure_copy_bandwidth("cpu", nbytes=0)
+        measure.measure_copy_bandwidth("cpu", nbytes=0)
 
 
 def test_measure_point_times_a_registered_implementation():
     s = ScanShape(1, 4, 16, 4, bytes_per_element=4)
-    p = hardware.measure_point("parallel", s, "cpu", repeat=1)
-    assert p.impl == "parallel" and p.nbytes == hardware.materialised_bytes(s) and p.ops == 4 * 16 * 4
+    p = measure.measure_point("parallel", s, "cpu", repeat=1)
+    assert p.impl == "parallel" and p.nbytes == iomodel.materialised_bytes(s) and p.ops == 4 * 16 * 4
     assert p.seconds > 0 and p.achieved == pytest.approx(p.ops / p.seconds)
     assert p.intensity == pytest.approx(p.ops / p.nbytes) and p.bytes_per_s == pytest.approx(p.nbytes / p.seconds)
     with pytest.raises(ValueError, match="'s'"):
-        hardware.measure_point("parallel", ScanShape(1, 4, 16, 4, bytes_per_element=8))
+        measure.measure_point("parallel", ScanShape(1, 4, 16, 4, bytes_per_element=8))
 
 
 def test_bench_results_load_and_become_points(tmp_path):
-    assert hardware.load_bench_results(tmp_path / "none") == []
+    assert bench.load_bench_results(tmp_path / "none") == []
     case = dict(impl="fused", batch=2, dim=64, L=128, N=16, dtype="bfloat16", status="ok", ms=0.5, bytes=10_000)
     result = {"schema": "mamba-edu-bench/1", "device": {"name": "NVIDIA H100 80GB HBM3"},
               "floors": {"copy_bytes_per_s": 3e12, "exp_per_s": 4e12},
@@ -146,18 +147,18 @@ def test_bench_results_load_and_become_points(tmp_path):
     (tmp_path / "b.json").write_text(json.dumps(result))
     (tmp_path / "a.json").write_text(json.dumps({"schema": "other"}))
     (tmp_path / "c.json").write_text("not json")
-    loaded = hardware.load_bench_results(tmp_path)
+    loaded = bench.load_bench_results(tmp_path)
     assert [r["file"] for r in loaded] == ["b.json"]
-    pts = hardware.bench_points(loaded[0])
+    pts = iomodel.bench_points(loaded[0])
     assert [p.impl for p in pts] == ["fused", "parallel"]
     assert pts[0].shape == ScanShape(2, 64, 128, 16) and pts[1].shape.bytes_per_element == 4
     assert pts[0].seconds == 0.5e-3 and pts[0].nbytes == 10_000 and pts[0].ops == 2 * 64 * 128 * 16
     assert math.isclose(pts[0].achieved, pts[0].ops / 0.5e-3)
-    assert len(hardware.bench_points(loaded[0], "forward_backward")) == 1
+    assert len(iomodel.bench_points(loaded[0], "forward_backward")) == 1
 
 
 def test_recorded_results_in_the_repository_follow_the_schema():
-    for r in hardware.load_bench_results():
+    for r in bench.load_bench_results():
         assert r["device"]["name"] and r["cases"]
-        for p in hardware.bench_points(r):
+        for p in iomodel.bench_points(r):
             assert p.seconds > 0 and p.nbytes > 0 and p.impl

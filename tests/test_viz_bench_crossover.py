@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from mamba_edu import bench, hardware
+from mamba_edu import bench
 from mamba_edu.viz import bench as vb
 
 LENGTHS = [2**k for k in range(6, 14)]
@@ -19,7 +19,7 @@ def _results(t_scan, t_att, lengths=LENGTHS, name="GPU X", shape=(1, 64, 16)):
             for pass_ in ("forward", "forward_backward"):
                 cases.append({"impl": impl, "pass": pass_, "batch": b, "dim": d, "L": L, "N": n, "dtype": "bfloat16",
                               "status": "ok", "ms": t(L) * (3 if pass_ == "forward_backward" else 1)})
-    return {"schema": hardware.BENCH_SCHEMA, "date": "2026-01-01 00:00 UTC", "device": {"name": name},
+    return {"schema": bench.SCHEMA, "date": "2026-01-01 00:00 UTC", "device": {"name": name},
             "versions": {}, "floors": {}, "settings": {"batch": b, "dim": d, "N": n}, "cases": cases}
 
 
@@ -60,7 +60,7 @@ def test_compare_runs_draws_one_line_per_result():
 
 
 def test_shipped_h100_crossover_lies_between_the_bracketing_measurements():
-    path = hardware.BENCH_DIR / "h100.json"
+    path = bench.BENCH_DIR / "h100.json"
     if not path.exists():
         pytest.skip("no shipped H100 results")
     res = bench.load_results(path)

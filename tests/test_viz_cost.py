@@ -5,7 +5,7 @@ import math
 import plotly.graph_objects as go
 import torch
 
-from mamba_edu import hardware
+from mamba_edu import cost
 from mamba_edu.viz.cost import bytes_at_lengths, cost_vs_length, human_bytes
 
 
@@ -19,7 +19,7 @@ def test_human_bytes():
 
 def test_cost_vs_length_measured_extrapolated_and_marks():
     L = [256, 512, 1024]
-    measured = {"naive": [hardware.attention_scores_bytes(x) for x in L], "state": [4096, 4096, 4096]}
+    measured = {"naive": [cost.attention_scores_bytes(x) for x in L], "state": [4096, 4096, 4096]}
     far = torch.tensor([256.0, 1e6], dtype=torch.float64)
     fig = cost_vs_length(L, measured, extrapolated={"naive": (far, 4 * far**2)}, marks={"2K": 2048, "1M": 10**6},
                          y_title="memory (bytes)", bytes_axis=True)
@@ -67,7 +67,7 @@ def test_cost_vs_length_linear_with_own_axes():
 
 def test_bytes_at_lengths():
     labels = ["512", "1M"]
-    kv = [hardware.kv_cache_bytes(32, 32, 128, L) for L in (512, 10**6)]
+    kv = [cost.kv_cache_bytes(32, 32, 128, L) for L in (512, 10**6)]
     fig = bytes_at_lengths(labels, {"KV cache": kv, "state": [1000, 1000]})
     d = fig.to_dict()
     assert [t["type"] for t in d["data"]] == ["bar", "bar"]

@@ -3,8 +3,9 @@
 
 import pytest
 
-from mamba_edu import hardware
-from mamba_edu.hardware import DATASHEETS, IO_MODELS, MemoryLevel, ScanShape
+from mamba_edu import iomodel
+from mamba_edu.machine import DATASHEETS, MemoryLevel
+from mamba_edu.iomodel import IO_MODELS, ScanShape
 from mamba_edu.viz.cost import human_bytes
 from mamba_edu.viz.memory import hierarchy_bars, human_rate, io_bars, roofline_plot
 from plotly_data import arr
@@ -43,7 +44,7 @@ def test_hierarchy_bars_sizes_and_bandwidths_per_device():
 def test_io_bars_show_bytes_ratio_and_time():
     s = ScanShape(8, 1536, 2048, 16)
     io = {k: f(s) for k, f in IO_MODELS.items()}
-    floor = hardware.min_bytes(s)
+    floor = iomodel.min_bytes(s)
     fig = io_bars(io, floor=floor, times={k: v / 1e12 for k, v in io.items()}, time_label="at 1 TB/s")
     d = fig.to_dict()
     bar = d["data"][0]

@@ -7,7 +7,8 @@ import json
 import streamlit as st
 from _common import device, device_caption, error_boundary, on_gpu, page_header, refuse_if, show
 
-from mamba_edu import bench, hardware
+import mamba_edu
+from mamba_edu import bench
 from mamba_edu.viz import bench as vb
 from mamba_edu.viz.memory import human_rate
 
@@ -41,7 +42,7 @@ def label_of(results: dict, origin: str) -> str:
 def shipped(folder: str) -> dict:
     """The results shipped in `folder` (results/bench/) that pass validation, {label: results}."""
     out = {}
-    for r in hardware.load_bench_results(folder):
+    for r in bench.load_bench_results(folder):
         try:
             out[label_of(bench.validate_results(r), f"recorded: {r['file']}")] = r
         except ValueError:
@@ -123,7 +124,7 @@ with error_boundary("the recorded results"):
             accept_upload(f.name, f.getvalue(), st.session_state[UPLOADS])
         except ValueError as e:
             st.error(str(e), icon=":material/error:")
-    available = {**shipped(str(hardware.BENCH_DIR)), **st.session_state[UPLOADS], **st.session_state[RUNS]}
+    available = {**shipped(str(bench.BENCH_DIR)), **st.session_state[UPLOADS], **st.session_state[RUNS]}
     if not available:
         st.info("No benchmark results yet: none are recorded in `results/bench/`; upload a JSON file or run the "
                 "benchmark below.")
@@ -189,7 +190,7 @@ with error_boundary("the benchmark run"):
     gpu = on_gpu()
     target = "cuda" if gpu else "cpu"
     st.caption(f"This machine: {device_caption()}.")
-    registry = bench.implementations()
+    registry = mamba_edu.implementations()
     runnable = [k for k, e in registry.items() if e.available(target)[0]]
     missing = {k: e.available(target)[1] for k, e in registry.items() if k not in runnable}
     if gpu:

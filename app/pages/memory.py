@@ -5,8 +5,9 @@ import streamlit as st
 import torch
 from _common import error_boundary, on_gpu, page_header, show
 
-from mamba_edu import hardware
-from mamba_edu.hardware import DATASHEETS, IO_MODELS, ScanShape
+from mamba_edu import bench, iomodel, machine, measure
+from mamba_edu.machine import DATASHEETS
+from mamba_edu.iomodel import IO_MODELS, ScanShape
 from mamba_edu.viz.cost import human_bytes
 from mamba_edu.viz.memory import hierarchy_bars, human_rate, io_bars, roofline_plot
 
@@ -25,18 +26,18 @@ POW2 = [2**k for k in range(18)]
 def this_machine():
     """Levels, measured copy bandwidth and the exp peak of this machine (measured once per server)."""
     if on_gpu():
-        bw = hardware.measure_copy_bandwidth("cuda", nbytes=2**30)
-        return "this GPU", hardware.memory_hierarchy("cuda", bandwidth=bw), bw, hardware.measure_exp_throughput("cuda"), \
+        bw = measure.measure_copy_bandwidth("cuda", nbytes=2**30)
+        return "this GPU", machine.memory_hierarchy("cuda", bandwidth=bw), bw, measure.measure_exp_throughput("cuda"), \
             "measured copy and exp2"
-    bw = hardware.measure_copy_bandwidth("cpu")
-    return "this CPU", hardware.memory_hierarchy("cpu", bandwidth=bw), bw, hardware.measure_exp_throughput("cpu"), \
+    bw = measure.measure_copy_bandwidth("cpu")
+    return "this CPU", machine.memory_hierarchy("cpu", bandwidth=bw), bw, measure.measure_exp_throughput("cpu"), \
         "measured copy and exp"
 
 
 @st.cache_resource(show_spinner="Timing the scans that run on this CPU…")
 def cpu_points():
     small = ScanShape(batch=1, dim=16, L=256, N=16, bytes_per_element=4)
-    return [hardware.measure_point(impl, small, "cpu") for impl in ("naive", "parallel")]
+    return [measure.measure_point(impl, small, "cpu") for impl in ("naive", "parallel")]
 
 
 with error_boundary("the memory hierarchy"):
@@ -49,11 +50,11 @@ with error_boundary("the memory hierarchy"):
     show(hierarchy_bars({label: levels, H100.name: H100.levels(), A100.name: A100.levels()},
                         title="Size and bandwidth per level (hover a bar for where the number comes from)"),
          key="hierarchy")
-    gap = {s.name: hardware.orders_of_magnitude(s.hbm_bytes, hardware.on_chip_sram_bytes(s)) for s in (H100, A100)}
+    gap = {s.name: machine.orders_of_magnitude(s.hbm_bytes, machine.on_chip_sram_bytes(s)) for s in (H100, A100)}
     st.caption(
         f"Registers and shared memory are per SM: an {A100.name} has {A100.sms} SMs × "
         f"{human_bytes(A100.shared_per_sm)} of shared memory (+ {human_bytes(A100.registers_per_sm)} of registers), "
-        f"{human_bytes(hardware.on_chip_sram_bytes(A100))} of SRAM in all: {gap[A100.name]:.1f} orders of magnitude "
+        f"{human_bytes(machine.on_chip_sram_bytes(A100))} of SRAM in all: {gap[A100.name]:.1f} orders of magnitude "
         f"below its {human_bytes(A100.hbm_bytes)} of HBM ({gap[H100.name]:.1f} on the {H100.name}). "
         "Datasheet sizes are NVIDIA's published figures; register and shared-memory bandwidths are derived from the "
         "per-clock rates; this machine's numbers are queried and measured here.")
@@ -71,7 +72,7 @@ with error_boundary("the memory hierarchy"):
                f"{A100.name} (datasheet)": (A100.peak_exp_per_s, A100.hbm_bandwidth)}
     if on_gpu() and exp_peak:
         targets = {f"{label} ({how})": (exp_peak, bw), **targets}
-    results = hardware.load_bench_results()
+    results = bench.load_bench_results()
     for r in results:
         fl = r.get("floors", {})
         if fl.get("exp_per_s") and fl.get("copy_bytes_per_s"):
@@ -81,12 +82,12 @@ with error_boundary("the memory hierarchy"):
     peak, roof_bw = targets[target]
 
     io = {impl: model(shape) for impl, model in IO_MODELS.items()}
-    floor = hardware.min_bytes(shape)
-    ops = hardware.exp_count(shape)
-    times = {impl: hardware.time_floor(ops, nbytes, peak, roof_bw) for impl, nbytes in io.items()}
+    floor = iomodel.min_bytes(shape)
+    ops = iomodel.exp_count(shape)
+    times = {impl: iomodel.time_floor(ops, nbytes, peak, roof_bw) for impl, nbytes in io.items()}
     st.dataframe([{"implementation": impl, "bytes through HBM": human_bytes(nbytes),
                    "× the floor": round(nbytes / floor, 2),
-                   "exp per byte": f"{hardware.arithmetic_intensity(impl, shape):.3g}",
+                   "exp per byte": f"{iomodel.arithmetic_intensity(impl, shape):.3g}",
                    "time at least (ms)": f"{times[impl] * 1e3:.4g}"} for impl, nbytes in io.items()],
                  hide_index=True)
     show(io_bars(io, floor=floor, times=times, time_label="(roofline)",
@@ -97,11 +98,11 @@ with error_boundary("the memory hierarchy"):
                "written once) travels.")
 
     st.subheader("Roofline")
-    model = {impl: hardware.arithmetic_intensity(impl, shape) for impl in IO_MODELS}
+    model = {impl: iomodel.arithmetic_intensity(impl, shape) for impl in IO_MODELS}
     roofs = {target: (peak, roof_bw)}
     measured = {}
     for r in results:
-        pts = hardware.bench_points(r)
+        pts = iomodel.bench_points(r)
         if pts:
             measured[f"{r['device'].get('name', 'GPU')}: {r['file']}"] = (
                 [p.intensity for p in pts], [p.achieved for p in pts],
@@ -119,5 +120,5 @@ with error_boundary("the memory hierarchy"):
                 "figures and the implementations' points are their IO models, not measurements.")
     st.caption(f"Open circles: each implementation's IO model at this shape, on the first roof (the best it can "
                f"reach). Diamonds: measured runs. Ridge of the first roof at "
-               f"{hardware.ridge_intensity(peak, roof_bw):.3g} exp/byte: left of it memory-bound, right of it "
+               f"{iomodel.ridge_intensity(peak, roof_bw):.3g} exp/byte: left of it memory-bound, right of it "
                f"compute-bound. torch {torch.__version__.split('+')[0]}.")

@@ -4,7 +4,7 @@
     check_ssm_step(fn)              fn(h, delta, A, B, C, u) -> (y, h_new), one token of a selective SSM
     check_max_attention_length(fn)  fn(budget_bytes, n_heads, batch, bytes_per_element) -> int
 
-Each compares the learner's function with the library (`mamba_edu.hardware`,
+Each compares the learner's function with the library (`mamba_edu.cost`,
 `mamba_edu.selective.selective_scan_ref`, the key-value cache of `mamba_edu.models.AttentionBlock`)
 on several cases and returns a Verdict; none raises.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import hardware
+from .. import cost
 from ..models import AttentionBlock, state_bytes
 from ..selective import S6, selective_scan_naive, selective_scan_parallel, selective_scan_ref
 from ..viz.cost import human_bytes
@@ -62,7 +62,7 @@ def _kv_case(args):
     name, nl, nh, hd, L, b, s = args
 
     def test(fn):
-        want = hardware.kv_cache_bytes(nl, nh, hd, L, batch=b, bytes_per_element=s)
+        want = cost.kv_cache_bytes(nl, nh, hd, L, batch=b, bytes_per_element=s)
         got = _as_int(fn(nl, nh, hd, L, b, s), "bytes")
         if got != want:
             raise Mismatch(f"expected {want} bytes ({human_bytes(want)}), got {got} ({human_bytes(got)})"
@@ -91,7 +91,7 @@ def check_kv_cache_bytes(fn, quiet: bool = False) -> Verdict:
     """fn(n_layers, n_heads, head_dim, L, batch, bytes_per_element) -> bytes of the key-value cache."""
     cases = [_kv_case(c) for c in _KV_CASES] + [("a measured cache of a tiny model", _kv_measured)]
     return run_check("kv_cache_bytes", fn, cases, quiet=quiet,
-                     forbid=(hardware.kv_cache_bytes, state_bytes, AttentionBlock.init_state, AttentionBlock.step),
+                     forbid=(cost.kv_cache_bytes, state_bytes, AttentionBlock.init_state, AttentionBlock.step),
                      success="correct on every case, and equal to the size of a real cache.")
 
 
@@ -181,12 +181,12 @@ def _budget_case(args):
     name, budget, h, b, s = args
 
     def test(fn):
-        want = hardware.max_attention_length(budget, n_heads=h, batch=b, bytes_per_element=s)
+        want = cost.max_attention_length(budget, n_heads=h, batch=b, bytes_per_element=s)
         got = _as_int(fn(budget, h, b, s), "L")
         if got != want:
-            used = hardware.attention_scores_bytes(max(got, 0), n_heads=h, batch=b, bytes_per_element=s)
+            used = cost.attention_scores_bytes(max(got, 0), n_heads=h, batch=b, bytes_per_element=s)
             why = (f"at L = {got} the scores take {used} bytes > the budget {budget}" if used > budget else
-                   f"L = {got + 1} still fits ({hardware.attention_scores_bytes(got + 1, h, b, s)} ≤ {budget} bytes)"
+                   f"L = {got + 1} still fits ({cost.attention_scores_bytes(got + 1, h, b, s)} ≤ {budget} bytes)"
                    if got < want else "")
             raise Mismatch(f"expected L = {want}, got {got}" + (f": {why}" if why else ""))
     return name, test
@@ -196,4 +196,4 @@ def check_max_attention_length(fn, quiet: bool = False) -> Verdict:
     """fn(budget_bytes, n_heads, batch, bytes_per_element) -> the largest L with
     batch·n_heads·L²·bytes_per_element ≤ budget_bytes (0 if not even L = 1 fits)."""
     return run_check("max_attention_length", fn, [_budget_case(c) for c in _BUDGET_CASES], quiet=quiet,
-                     forbid=(hardware.max_attention_length, hardware.attention_scores_bytes))
+                     forbid=(cost.max_attention_length, cost.attention_scores_bytes))

@@ -5,7 +5,7 @@
                                   intermediates add to the parallel implementation's HBM traffic
     check_attainable(fn)          fn(intensity, peak, bandwidth) -> the roofline's attainable ops/s
 
-Each compares the learner's function with `mamba_edu.hardware` (the datasheet table, the IO model,
+Each compares the learner's function with `mamba_edu.machine` and `mamba_edu.iomodel` (the datasheet table, the IO model,
 the roofline) and returns a Verdict; none raises.
 """
 
@@ -15,7 +15,8 @@ import math
 
 import torch
 
-from .. import hardware
+from .. import iomodel, machine
+from ..registry import io_bytes
 from ..viz.cost import human_bytes
 from ._core import Mismatch, Verdict, compare, run_check
 
@@ -35,17 +36,17 @@ def _number(got, what: str) -> float:
 # ----------------------------------------------------------------------------------------------
 
 # a made-up small GPU, so that the answer cannot be copied from the chapter's printout
-_TINY = hardware.Datasheet("a made-up small GPU", 10, 64 * 1024, 48 * 1024, 64 * 1024, 2 * 2**20, 4 * 2**30,
+_TINY = machine.Datasheet("a made-up small GPU", 10, 64 * 1024, 48 * 1024, 64 * 1024, 2 * 2**20, 4 * 2**30,
                            2e11, 1e9, None, "made up for this check")
 
 
-def _sram_case(spec: hardware.Datasheet):
+def _sram_case(spec: machine.Datasheet):
     def test(fn):
         out = fn(spec)
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise Mismatch(f"expected a pair (bytes, orders of magnitude), got {type(out).__name__}")
         total, orders = _number(out[0], "bytes"), _number(out[1], "orders of magnitude")
-        want = hardware.on_chip_sram_bytes(spec, registers=False)
+        want = machine.on_chip_sram_bytes(spec, registers=False)
         if total != want:
             hint = ""
             if total == spec.shared_per_sm:
@@ -53,14 +54,14 @@ def _sram_case(spec: hardware.Datasheet):
                         f"({spec.sms})")
             elif total == spec.sms * spec.l1_shared_per_sm:
                 hint = " — that counts the whole L1/shared block; a kernel can use at most shared_per_sm of it"
-            elif total == hardware.on_chip_sram_bytes(spec):
+            elif total == machine.on_chip_sram_bytes(spec):
                 hint = " — that includes the registers; count shared memory only"
             raise Mismatch(f"bytes: expected {int(want)} ({human_bytes(want)}), got {total:.0f} "
                            f"({human_bytes(total)}){hint}")
-        want_o = hardware.orders_of_magnitude(spec.hbm_bytes, want)
+        want_o = machine.orders_of_magnitude(spec.hbm_bytes, want)
         if abs(orders - want_o) > 1e-6:
             hint = ""
-            if abs(orders - hardware.orders_of_magnitude(spec.hbm_bytes, spec.shared_per_sm)) < 1e-6:
+            if abs(orders - machine.orders_of_magnitude(spec.hbm_bytes, spec.shared_per_sm)) < 1e-6:
                 hint = (" — that compares HBM with ONE SM's shared memory: the 'five orders of magnitude' of the "
                         "common misstatement")
             elif abs(orders - math.log(spec.hbm_bytes / want)) < 1e-6:
@@ -70,12 +71,12 @@ def _sram_case(spec: hardware.Datasheet):
 
 
 def check_sram_gap(fn, quiet: bool = False) -> Verdict:
-    """fn(spec: hardware.Datasheet) -> (bytes, orders): all the shared memory on the chip
+    """fn(spec: machine.Datasheet) -> (bytes, orders): all the shared memory on the chip
     (spec.sms × spec.shared_per_sm) and log10(spec.hbm_bytes / bytes). Compared with
-    `hardware.on_chip_sram_bytes(spec, registers=False)` on the recorded GPUs and a made-up one."""
-    cases = [_sram_case(spec) for spec in hardware.DATASHEETS.values()] + [_sram_case(_TINY)]
+    `machine.on_chip_sram_bytes(spec, registers=False)` on the recorded GPUs and a made-up one."""
+    cases = [_sram_case(spec) for spec in machine.DATASHEETS.values()] + [_sram_case(_TINY)]
     return run_check("sram_gap", fn, cases, quiet=quiet,
-                     forbid=(hardware.on_chip_sram_bytes, hardware.orders_of_magnitude, hardware.memory_hierarchy),
+                     forbid=(machine.on_chip_sram_bytes, machine.orders_of_magnitude, machine.memory_hierarchy),
                      success="correct: tens of MB of shared memory in all, about three orders of magnitude "
                              "below HBM, and each SM sees only its own share.")
 
@@ -87,8 +88,8 @@ def check_sram_gap(fn, quiet: bool = False) -> Verdict:
 
 def _materialised_case(name: str, b: int, d: int, L: int, N: int):
     def test(fn):
-        s = hardware.ScanShape(b, d, L, N)
-        want = hardware.materialised_bytes(s) - hardware.min_bytes(s)
+        s = iomodel.ScanShape(b, d, L, N)
+        want = iomodel.materialised_bytes(s) - iomodel.min_bytes(s)
         got = _number(fn(b, d, L, N), "bytes")
         if got != want:
             e = b * d * L * N
@@ -107,13 +108,13 @@ def _materialised_case(name: str, b: int, d: int, L: int, N: int):
 def check_materialised_bytes(fn, quiet: bool = False) -> Verdict:
     """fn(batch, dim, L, N) -> bytes: the extra HBM traffic of the parallel implementation's
     materialised (batch, dim, L, N) fp32 tensors (Ab and Bbu written, read by the scan, h written,
-    read by the C-projection). Compared with `hardware.materialised_bytes − hardware.min_bytes`."""
+    read by the C-projection). Compared with `iomodel.materialised_bytes − iomodel.min_bytes`."""
     cases = [_materialised_case("a Mamba-130M layer: batch 8, dim 1536, L 2048, N 16", 8, 1536, 2048, 16),
              _materialised_case("tiny: batch 1, dim 2, L 3, N 4", 1, 2, 3, 4),
              _materialised_case("long context: batch 1, dim 5120, L 65536, N 16", 1, 5120, 65536, 16)]
     return run_check("materialised_bytes", fn, cases, quiet=quiet,
-                     forbid=(hardware.materialised_bytes, hardware.min_bytes, hardware.io_bytes, hardware.fused_bytes,
-                             hardware.triton_scan_bytes, hardware.naive_bytes, hardware.arithmetic_intensity))
+                     forbid=(iomodel.materialised_bytes, iomodel.min_bytes, io_bytes, iomodel.fused_bytes,
+                             iomodel.triton_scan_bytes, iomodel.naive_bytes, iomodel.arithmetic_intensity))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -123,9 +124,9 @@ def check_materialised_bytes(fn, quiet: bool = False) -> Verdict:
 
 def _roof_case(name: str, peak: float, bandwidth: float):
     def test(fn):
-        ridge = hardware.ridge_intensity(peak, bandwidth)
+        ridge = iomodel.ridge_intensity(peak, bandwidth)
         intensity = torch.tensor([ridge / 100, ridge / 2, ridge, 2 * ridge, 100 * ridge], dtype=torch.float64)
-        want = hardware.attainable(intensity, peak, bandwidth)
+        want = iomodel.attainable(intensity, peak, bandwidth)
         got = fn(intensity.clone(), peak, bandwidth)
         if isinstance(got, torch.Tensor) and got.shape == want.shape:
             if torch.allclose(got.to(torch.float64), torch.maximum(intensity * bandwidth, torch.full_like(want, peak))):
@@ -139,11 +140,11 @@ def _roof_case(name: str, peak: float, bandwidth: float):
 
 def check_attainable(fn, quiet: bool = False) -> Verdict:
     """fn(intensity (a 1-D tensor, ops/byte), peak (ops/s), bandwidth (bytes/s)) -> a tensor of the
-    attainable ops/s min(peak, intensity × bandwidth). Compared with `hardware.attainable` at
+    attainable ops/s min(peak, intensity × bandwidth). Compared with `iomodel.attainable` at
     intensities on both sides of the ridge."""
-    h100 = hardware.DATASHEETS["H100 SXM5 80GB"]
+    h100 = machine.DATASHEETS["H100 SXM5 80GB"]
     cases = [_roof_case("H100 (datasheet): exp peak and HBM bandwidth", h100.peak_exp_per_s, h100.hbm_bandwidth),
              _roof_case("a CPU-like machine: 1e9 ops/s, 2e10 bytes/s", 1e9, 2e10),
              _roof_case("a bandwidth-rich machine: 1e12 ops/s, 1e13 bytes/s", 1e12, 1e13)]
     return run_check("attainable", fn, cases, quiet=quiet,
-                     forbid=(hardware.attainable, hardware.ridge_intensity, hardware.time_floor))
+                     forbid=(iomodel.attainable, iomodel.ridge_intensity, iomodel.time_floor))

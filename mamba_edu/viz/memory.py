@@ -8,8 +8,8 @@ Builders
     roofline_plot   attainable ops/s against arithmetic intensity (log–log): one roof per device, the
                     implementations' modelled points on it and measured runs beneath it
 
-Every builder takes numbers from `mamba_edu.hardware` (levels, IO models, measured points); the
-roof's two segments come from `hardware.attainable`.
+Every builder takes numbers from `mamba_edu.machine` (levels) and `mamba_edu.iomodel` (IO models, measured points); the
+roof's two segments come from `iomodel.attainable`.
 
 Glossary
     level       a MemoryLevel: its total size (one SM's share × SMs for per-SM levels) and bandwidth
@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .. import hardware
+from .. import iomodel, machine
 from ._style import COLORS, style
 from .cost import _bytes_ticks, human_bytes
 
@@ -47,13 +47,13 @@ def _level_order(names):
     return known + [n for n in names if n not in known]
 
 
-def _size_text(level: hardware.MemoryLevel) -> str:
+def _size_text(level: machine.MemoryLevel) -> str:
     if level.units > 1 and level.bytes_per_unit is not None:
         return f"{human_bytes(level.bytes_per_unit)} × {level.units} SMs = {human_bytes(level.total_bytes)}"
     return human_bytes(level.total_bytes)
 
 
-def hierarchy_bars(hierarchies: Mapping[str, Sequence[hardware.MemoryLevel]], *, title: str | None = None,
+def hierarchy_bars(hierarchies: Mapping[str, Sequence[machine.MemoryLevel]], *, title: str | None = None,
                    height: int = 440) -> go.Figure:
     """Sizes (left) and bandwidths (right) of every level, log scale, one colour per device
     {device label: levels}. A level without a known size or bandwidth has no bar in that panel; the
@@ -131,13 +131,13 @@ def roofline_plot(roofs: Mapping[str, tuple[float, float]], *,
     """
     model, measured = dict(model or {}), dict(measured or {})
     xs = [i for i in model.values()] + [x for xs_, _, _ in measured.values() for x in xs_]
-    xs += [hardware.ridge_intensity(p, bw) for p, bw in roofs.values()]
+    xs += [iomodel.ridge_intensity(p, bw) for p, bw in roofs.values()]
     lo, hi = min(xs) / 4, max(xs) * 4
     fig = go.Figure()
     for i, (label, (peak, bw)) in enumerate(roofs.items()):
-        ridge = hardware.ridge_intensity(peak, bw)
+        ridge = iomodel.ridge_intensity(peak, bw)
         x = [lo] + ([ridge] if lo < ridge < hi else []) + [hi]
-        y = [hardware.attainable(v, peak, bw) for v in x]
+        y = [iomodel.attainable(v, peak, bw) for v in x]
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"roof: {label}", line=dict(color=COLORS[i % len(COLORS)],
                                  width=2), hovertemplate=f"{label}<br>peak {human_rate(peak, ops + '/s')}, "
                                  f"bandwidth {human_rate(bw)}<br>ridge at {ridge:.3g} {ops}/B<extra></extra>"))
@@ -145,7 +145,7 @@ def roofline_plot(roofs: Mapping[str, tuple[float, float]], *,
         peak, bw = next(iter(roofs.values()))
         names = list(model)
         fig.add_trace(go.Scatter(
-            x=[model[k] for k in names], y=[hardware.attainable(model[k], peak, bw) for k in names],
+            x=[model[k] for k in names], y=[iomodel.attainable(model[k], peak, bw) for k in names],
             mode="markers+text", text=names, textposition="top center", name="IO model: the best possible",
             marker=dict(symbol="circle-open", size=12, line=dict(width=2), color="#111827"),
             hovertemplate="%{text}: %{x:.3g} " + ops + "/B, at most %{y:.3g} " + ops + "/s<extra></extra>"))

@@ -1,12 +1,12 @@
-"""The IO model and the device description."""
+"""The registry's IO model per implementation, and the device description."""
 
 import pytest
 import torch
 
 import mamba_edu
-from mamba_edu import hardware
-from mamba_edu.bench import Implementation
-from mamba_edu.hardware import ScanShape, io_bytes, min_bytes
+from mamba_edu import iomodel, machine
+from mamba_edu.iomodel import ScanShape, min_bytes
+from mamba_edu.registry import Implementation, io_bytes
 
 
 def test_floor_matches_the_hand_count_for_the_target_shape():
@@ -39,7 +39,7 @@ def test_shape_validation():
 
 
 def test_describe_device_here():
-    dev = hardware.describe_device()
+    dev = machine.describe_device()
     if torch.cuda.is_available():
         assert dev.kind == "cuda" and dev.multiprocessors > 0
     else:
@@ -49,13 +49,13 @@ def test_describe_device_here():
 
 def test_availability_explains_itself(monkeypatch):
     gpu_only = Implementation("x", "needs a GPU", "mamba_edu.selective:selective_scan_ref",
-                              hardware.fused_bytes, needs_gpu=True)
+                              iomodel.fused_bytes, needs_gpu=True)
     ok, why = gpu_only.available("cpu")
     assert not ok and "GPU" in why
-    tri = Implementation("t", "triton", "mamba_edu.selective:selective_scan_ref", hardware.fused_bytes,
+    tri = Implementation("t", "triton", "mamba_edu.selective:selective_scan_ref", iomodel.fused_bytes,
                          needs_triton=True)
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     ok, why = tri.available("cpu")
     assert not ok and ("TRITON_INTERPRET" in why or "Triton" in why)
-    pkg = Implementation("o", "official", "x:y", hardware.fused_bytes, needs_package="surely_not_installed_pkg")
+    pkg = Implementation("o", "official", "x:y", iomodel.fused_bytes, needs_package="surely_not_installed_pkg")
     assert pkg.available("cpu") == (False, "the package 'surely_not_installed_pkg' is not installed")
