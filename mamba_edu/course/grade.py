@@ -567,12 +567,14 @@ def judge(task: Task, ran: dict, executed_dir: Path | None = None) -> list[Resul
 
 
 def _show_verdict(cell, verdict: dict) -> None:
-    """The grader's verdict as the record cell's only output in the executed notebook."""
+    """The grader's verdict as the record cell's last output in the executed notebook (what the student's
+    function printed during the check stays above it; any verdict-shaped output it displayed does not)."""
     import nbformat
 
     text = ("✅" if verdict.get("passed") else "⏳" if not verdict.get("attempted", True) else "❌")
     text += f" {verdict['exercise']}: {verdict.get('message', 'not found')}"
-    cell.outputs = [nbformat.v4.new_output("display_data", data={VERDICT_MIME: verdict, "text/plain": text})]
+    kept = [o for o in cell.get("outputs", []) if VERDICT_MIME not in o.get("data", {})]
+    cell.outputs = kept + [nbformat.v4.new_output("display_data", data={VERDICT_MIME: verdict, "text/plain": text})]
 
 
 def grade_notebook(student: str, path: Path | None, why: str, stem: str, work: Path, timeout: float,
@@ -746,13 +748,20 @@ def isolation(submissions: Path, out: Path, memory_gb: float = 8) -> tuple[Sandb
                       "and could read or write what you can; grade as root or in a container)")
     from .sandbox import probe
 
-    base.uid = 200_000 + random.randrange(10_000) * 1_000  # a fresh range of users for this run
+    from .sandbox import _closed_ancestors
+
+    keep = sorted({str(Path(p).resolve()) for p in [sys.prefix, sys.base_prefix, catalog.ROOT, *sys.path]
+                   if p and Path(p).is_dir()})
     if not probe()["mount_namespace"]:
+        if _closed_ancestors(keep):  # another user could not even start Python here
+            return base, ("isolation: CPU, memory and file-size limits only (no mount namespace here, and Python "
+                          f"is below {sorted(_closed_ancestors(keep))[0]}, which other users cannot enter)")
+        base.uid = 200_000 + random.randrange(10_000) * 1_000
         return base, ("isolation: a user of its own per notebook and resource limits (no mount namespace here: "
                       "the submissions folder is protected only by its permissions)")
+    base.uid = 200_000 + random.randrange(10_000) * 1_000  # a fresh range of users for this run
     base.hide = [str(Path(p).resolve()) for p in (submissions, out, catalog.SOLUTIONS) if Path(p).exists()]
-    base.keep = sorted({str(Path(p).resolve()) for p in [sys.prefix, sys.base_prefix, catalog.ROOT, *sys.path]
-                        if p and Path(p).is_dir()})
+    base.keep = keep
     return base, ("isolation: a user of its own per notebook, the submissions, reports and solutions hidden, "
                   "resource limits")
 
