@@ -321,3 +321,17 @@ def test_a_record_is_read_as_data_only(tmp_path):
     assert not (tmp_path / "pwned").exists()
     with pytest.raises(replay.RecordError, match="too large"):
         replay.load(b"x" * (replay.MAX_RECORD_BYTES + 1))
+
+
+def test_jobs_must_be_a_whole_number(tmp_path):
+    import subprocess
+    import sys
+
+    for bad in ("0", "-3", "two"):
+        r = subprocess.run([sys.executable, "-m", "mamba_edu.cli", "course", "grade", str(tmp_path), "--jobs", bad],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "--jobs" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(ValueError, match="--jobs"):
+        (tmp_path / "s").mkdir()
+        nbformat.write(nbformat.v4.new_notebook(), tmp_path / "s" / f"{STEM}.ipynb")
+        grade.grade(tmp_path, tmp_path / "out", jobs=0, progress=lambda _: None)

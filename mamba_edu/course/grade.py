@@ -383,12 +383,12 @@ def _descendants(root: int) -> list[int]:
     return out
 
 
-def _become_subreaper() -> bool:
+def _become_subreaper(on: bool = True) -> bool:
     """Processes a student detaches (double fork, setsid) are re-parented to us, not to init (Linux)."""
     try:
         import ctypes
 
-        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+        return ctypes.CDLL(None, use_errno=True).prctl(36, int(on), 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         return False
 
@@ -819,6 +819,8 @@ def grade(submissions: Path, out: Path, lab: int | None = None, chapters: list[i
             for t in tasks:
                 _kill_user(sandbox.uid + t.index)
     killed = _sweep_new(before)
+    if subreaper:
+        _become_subreaper(False)
     if killed:
         progress(f"killed {killed} process(es) that students' notebooks left running")
     if not subreaper:
