@@ -519,6 +519,7 @@ class Mamba3(nn.Module):
         return {"theta": cumulative_angles(omega, dt), "dt": dt, "lam": lam, "decay": torch.exp(adt)}
 
     def init_state(self, batch: int, device=None) -> Mamba3State:
+        check_int("Mamba3.init_state", "batch", batch, minimum=0)
         return zero_state(batch, self.nheads, self.headdim, self.d_state, self.n_angles, self.mimo_rank,
                           device=device)
 
