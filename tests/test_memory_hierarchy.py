@@ -36,6 +36,41 @@ def test_datasheets_are_labelled_and_consistent():
     assert machine.datasheet("A100 SXM4 40GB") is a100
 
 
+def test_register_bandwidth_uses_the_gpu_s_fp32_lanes_per_sm():
+    # the A100 has 64 FP32 lanes per SM, the H100 128: an FMA reads 3 operands of 4 B per lane per clock
+    h100, a100 = DATASHEETS["H100 SXM5 80GB"], DATASHEETS["A100 SXM4 40GB"]
+    assert (h100.fp32_lanes_per_sm, a100.fp32_lanes_per_sm) == (128, 64)
+    assert DATASHEETS["A100 SXM4 80GB"].fp32_lanes_per_sm == 64
+    assert h100.levels()[0].bandwidth == pytest.approx(132 * 128 * 3 * 4 * 1.98e9)
+    assert a100.levels()[0].bandwidth == pytest.approx(108 * 64 * 3 * 4 * 1.41e9)
+    assert "64 FP32 lanes" in a100.levels()[0].bandwidth_source
+    assert "128 FP32 lanes" in h100.levels()[0].bandwidth_source
+    assert [machine.fp32_lanes_per_sm(*cc) for cc in [(8, 0), (8, 6), (8, 9), (9, 0)]] == [64, 128, 128, 128]
+    assert machine.fp32_lanes_per_sm(99, 0) is None
+    with pytest.raises(ValueError, match="'major'"):
+        machine.fp32_lanes_per_sm(-1, 0)
+    info = machine.DeviceInfo("cuda", "NVIDIA A100-SXM4-40GB", 108, 40 * 2**30, "8.0")
+    assert info.fp32_lanes_per_sm == 64
+    assert machine.DeviceInfo("cuda", "H100", 132, 80 * 2**30, "9.0").fp32_lanes_per_sm == 128
+    assert machine.DeviceInfo("cpu", "x86").fp32_lanes_per_sm is None
+
+
+@pytest.mark.parametrize("cc, lanes", [((8, 0), 64), ((8, 6), 128), ((9, 0), 128), ((42, 1), None)])
+def test_queried_register_bandwidth_follows_the_compute_capability(monkeypatch, cc, lanes):
+    from types import SimpleNamespace
+
+    props = SimpleNamespace(major=cc[0], minor=cc[1], multi_processor_count=10, regs_per_multiprocessor=65536,
+                            shared_memory_per_multiprocessor=100 * 1024, L2_cache_size=2**20, total_memory=2**32,
+                            memory_clock_rate=1_000_000, memory_bus_width=1024, clock_rate=1_000_000)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
+    reg = machine._cuda_levels(0, None)[0]
+    if lanes is None:  # an unknown GPU: say so, never guess
+        assert reg.bandwidth is None and "not known" in reg.bandwidth_source and "42.1" in reg.bandwidth_source
+    else:
+        assert reg.bandwidth == pytest.approx(10 * lanes * 12 * 1e9)
+        assert f"{lanes} FP32 lanes" in reg.bandwidth_source
+
+
 def test_sram_is_per_sm_tens_of_mb_three_orders_below_hbm():
     a100 = DATASHEETS["A100 SXM4 40GB"]
     shared = machine.on_chip_sram_bytes(a100, registers=False)
