@@ -73,6 +73,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.ablation:
+        steps = None if args.steps == T.TrainConfig().steps else args.steps
+        res = T.selectivity_ablation(args.ablation, steps=steps, workers=args.workers, threads=args.threads or 1)
+        print(f"wrote {args.ablation}: {len(res['runs'])} runs in {res['total_seconds'] / 60:.1f} min")
+        return 0
     if args.reproduce:
         res = T.reproduce(args.reproduce, max_len=args.max_len or T.REPRODUCE_MAX_LEN, progress=not args.quiet)
         print(f"wrote {args.reproduce}/results.json, README.md and checkpoints/ in {res['total_seconds'] / 60:.1f} min")
@@ -123,6 +128,10 @@ def _add_train(sub) -> None:
     t.add_argument("--reproduce", metavar="DIR",
                    help="train and evaluate every run of the results table and write DIR/results.json, "
                         "DIR/README.md and DIR/checkpoints/ (ignores the other options but --max-len, --threads)")
+    t.add_argument("--ablation", metavar="FILE",
+                   help="chapter 06's ablation: train copy-mamba with each choice of which of Δ, B, C are selective "
+                        "(two seeds) and write FILE (JSON); --steps overrides the steps, --workers runs in parallel")
+    t.add_argument("--workers", type=int, default=1, help="--ablation: trainings run side by side (processes)")
     t.set_defaults(func=cmd_train)
 
 
