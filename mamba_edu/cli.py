@@ -4,7 +4,8 @@
     mamba-edu lab     open the notebooks in JupyterLab
     mamba-edu info    the device found here and which implementations can run on it
     mamba-edu train   train a tiny model on a synthetic task (selective copying, induction heads),
-                      or regenerate every result of results/tasks with `--reproduce results/tasks`
+                      or regenerate every result of results/tasks with `--reproduce results/tasks`,
+                      or the byte-level language model of results/textlm with `--preset textlm`
 
     mamba-edu bench   time every selective-scan implementation (checked first) against the
                       measured floors; writes JSON results and an HTML report
@@ -78,6 +79,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         res = T.selectivity_ablation(args.ablation, steps=steps, workers=args.workers, threads=args.threads or 1)
         print(f"wrote {args.ablation}: {len(res['runs'])} runs in {res['total_seconds'] / 60:.1f} min")
         return 0
+    if args.preset == "textlm":
+        from . import textlm
+
+        out = args.out or "results/textlm"
+        res = textlm.reproduce(out, progress=not args.quiet)
+        print(f"wrote {out}/results.json, README.md and the checkpoints in {res['total_seconds'] / 60:.1f} min")
+        return 0
     if args.reproduce:
         res = T.reproduce(args.reproduce, max_len=args.max_len or T.REPRODUCE_MAX_LEN, progress=not args.quiet)
         print(f"wrote {args.reproduce}/results.json, README.md and checkpoints/ in {res['total_seconds'] / 60:.1f} min")
@@ -132,6 +140,10 @@ def _add_train(sub) -> None:
                    help="chapter 06's ablation: train copy-mamba with each choice of which of Δ, B, C are selective "
                         "(two seeds) and write FILE (JSON); --steps overrides the steps, --workers runs in parallel")
     t.add_argument("--workers", type=int, default=1, help="--ablation: trainings run side by side (processes)")
+    t.add_argument("--preset", choices=["textlm"],
+                   help="textlm: train the byte-level language model on the Python standard library's source and "
+                        "its same-size attention baseline, and write results/textlm (or --out DIR); ignores the "
+                        "other options but --threads, --quiet")
     t.set_defaults(func=cmd_train)
 
 
