@@ -76,7 +76,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.ablation:
         steps = None if args.steps == T.TrainConfig().steps else args.steps
-        res = T.selectivity_ablation(args.ablation, steps=steps, workers=args.workers, threads=args.threads or 1)
+        try:
+            seeds = tuple(int(v) for v in args.ablation_seeds.split(","))
+        except ValueError:
+            sys.exit(f"mamba-edu train: argument '--ablation-seeds' must be comma-separated integers; got {args.ablation_seeds!r}")
+        res = T.selectivity_ablation(args.ablation, steps=steps, seeds=seeds, workers=args.workers,
+                                     threads=args.threads or 1)
         print(f"wrote {args.ablation}: {len(res['runs'])} runs in {res['total_seconds'] / 60:.1f} min")
         return 0
     if args.preset == "textlm":
@@ -140,6 +145,7 @@ def _add_train(sub) -> None:
                    help="chapter 06's ablation: train copy-mamba with each choice of which of Δ, B, C are selective "
                         "(two seeds) and write FILE (JSON); --steps overrides the steps, --workers runs in parallel")
     t.add_argument("--workers", type=int, default=1, help="--ablation: trainings run side by side (processes)")
+    t.add_argument("--ablation-seeds", default="0,1", help="--ablation: the seeds, comma-separated (default: %(default)s)")
     t.add_argument("--preset", choices=["textlm"],
                    help="textlm: train the byte-level language model on the Python standard library's source and "
                         "its same-size attention baseline, and write results/textlm (or --out DIR); ignores the "

@@ -580,7 +580,8 @@ def selectivity_ablation(out_path="results/ablation/selectivity.json", steps: in
     result = {"environment": environment(), "base_config": base_cfg, "variants": ABLATION_VARIANTS,
               "seeds": list(seeds), "chance": tasks.chance_accuracy(base.task, base.vocab_size),
               "eval_sequences": FINAL_EVAL_SIZE, "total_seconds": time.perf_counter() - t0,
-              "command": f"mamba-edu train --ablation {out_path}" + (f" --steps {steps}" if steps else ""),
+              "command": f"mamba-edu train --ablation {out_path}" + (f" --steps {steps}" if steps else "")
+              + ("" if tuple(seeds) == ABLATION_SEEDS else " --ablation-seeds " + ",".join(map(str, seeds))),
               "runs": runs}
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
