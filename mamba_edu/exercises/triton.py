@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..selective import selective_scan_ref
+from ._blocking import run_blocked as _run_blocked
 from ._core import Mismatch, Verdict, _is_stub, compare, run_check
 
 GUARD_VALUE = -12345.0  # what every guard zone and every not-yet-written output element holds
@@ -227,69 +228,6 @@ def check_scan_kernel(kernel, quiet: bool = False) -> Verdict:
 # ----------------------------------------------------------------------------------------------
 
 
-class LibraryUnavailable(RuntimeError):
-    """Raised by a library scan called while a check runs: the exercise is to write it yourself."""
-
-
-def _blocked_objects():
-    """The library's selective scans and scans, {(module, name): object}: what the learner re-implements."""
-    import importlib  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    from .. import registry, scan, selective  # noqa: PLC0415
-
-    objs = {}
-    for mod in (scan, selective, registry):
-        for name in dir(mod):
-            obj = getattr(mod, name)
-            if callable(obj) and (name.startswith("scan") or name.startswith("selective_scan")) \
-                    and getattr(obj, "__module__", "").startswith("mamba_edu"):
-                objs[(mod, name)] = obj
-    top = importlib.import_module("mamba_edu")
-    objs[(top, "selective_scan")] = top.selective_scan
-    for mod_name, mod in list(sys.modules.items()):  # the Triton kernels and their wrappers, if loaded
-        if mod_name.startswith("mamba_edu.kernels") and mod is not None:
-            for name in dir(mod):
-                obj = getattr(mod, name)
-                if callable(obj) and getattr(obj, "__module__", "") == mod_name and "scan" in name:
-                    objs[(mod, name)] = obj
-    return objs
-
-
-class _library_blocked:
-    """While active, every library scan (module attributes, and any name in `fn`'s globals that refers to one)
-    raises LibraryUnavailable; everything is restored afterwards, whatever happens."""
-
-    def __init__(self, fn):
-        self.fn = fn
-        self.saved = []
-
-    def __enter__(self):
-        objs = _blocked_objects()
-        ids = {id(o) for o in objs.values()}
-
-        def blocker(name):
-            def blocked(*args, **kwargs):
-                raise LibraryUnavailable(f"mamba_edu's {name} is not available during this check: the exercise "
-                                         "is to compute it yourself")
-            return blocked
-
-        for (mod, name), obj in objs.items():
-            self.saved.append((mod.__dict__, name, obj))
-            setattr(mod, name, blocker(name))
-        g = getattr(getattr(self.fn, "fn", self.fn), "__globals__", {})
-        for name, obj in list(g.items()):
-            if id(obj) in ids:
-                self.saved.append((g, name, obj))
-                g[name] = blocker(name)
-        return self
-
-    def __exit__(self, *exc):
-        for where, name, obj in reversed(self.saved):
-            where[name] = obj
-        return False
-
-
 def _loop_states(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """The check's own oracle: h_t = a_t·h_{t−1} + b_t, h_{−1} = 0, by a loop over the last axis (float64)."""
     a, b = a.double(), b.double()
@@ -299,14 +237,6 @@ def _loop_states(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         h = a[..., t] * h + b[..., t]
         out.append(h)
     return torch.stack(out, dim=-1)
-
-
-def _run_blocked(fn, *args):
-    with _library_blocked(fn):
-        try:
-            return fn(*args)
-        except LibraryUnavailable as e:
-            raise Mismatch(str(e)) from None
 
 
 # ---- step 2: tiling over channels: the launch ------------------------------------------------
