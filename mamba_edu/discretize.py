@@ -20,6 +20,15 @@ Three rules, from exact to crude (all agree to first order in Δ):
     forward Euler (one tangent step; unstable once Δ is large compared to 1/|eigenvalue|)
         Ab = I + ΔA                     Bb = ΔB
 
+Mamba-3's rule (exponential-trapezoidal) is not an (Ab, Bb) pair: it keeps the previous input too,
+
+    x_k = Ab x_{k-1} + Bb_prev u_{k-1} + Bb_cur u_k
+    Ab = exp(ΔA)      Bb_prev = (1 - λ) Δ exp(ΔA) B      Bb_cur = λ Δ B       (0 ≤ λ ≤ 1)
+
+λ = 1 is the exponential-Euler rule of Mamba-1/2 (Ab = exp(ΔA), Bb = ΔB); λ = ½ weighs both ends of
+the step equally, the trapezoid rule applied to the input integral, one order more accurate.
+`exp_trapezoidal` returns the three matrices.
+
 A useful fact: every rule depends on A, B and Δ only through ΔA and ΔB, so discretising
 (ΔA, ΔB) with step 1 is the same as discretising (A, B) with step Δ.
 
@@ -124,11 +133,19 @@ def _zoh(A, B, dt, diagonal):
     return Ab, (Bb if B.dim() == 2 else Bb[..., 0])                # (t, n, n), (t, n, p) or (t, n)
 
 
+def _singular():
+    """I − Δ/2·A has no inverse: some eigenvalue λ of A has Δλ = 2 (the rule's pole)."""
+    fail("bilinear", "dt", "a step where I − (dt/2)·A is invertible (the rule has a pole at dt·λ = 2 for each "
+         "eigenvalue λ of A)", "dt·λ = 2 for an eigenvalue λ of A")
+
+
 def _bilinear(A, B, dt, diagonal):
     if diagonal:
         nd = max(A.dim(), B.dim())
         half = _steps(dt, nd) / 2 * A                              # (t, ..., n)
         # Ab = (1 + Δ/2 A)/(1 - Δ/2 A),  Bb = ΔB/(1 - Δ/2 A)   (elementwise)
+        if bool((1 - half == 0).any()):
+            _singular()
         Ab = (1 + half) / (1 - half)                               # (t, ..., n)
         Bb = _steps(dt, nd) * B / (1 - half)                       # (t, ..., n)
         return Ab, Bb
@@ -137,9 +154,12 @@ def _bilinear(A, B, dt, diagonal):
     Bm = B if B.dim() == 2 else B[:, None]                         # (n, p)
     half = _steps(dt, 2) / 2 * A                                   # (t, n, n)
     # Ab = (I - Δ/2 A)^{-1}(I + Δ/2 A),  Bb = (I - Δ/2 A)^{-1} ΔB   (solve, never inv)
-    Ab = torch.linalg.solve(I - half, I + half)                    # (t, n, n)
-    dB = (_steps(dt, 2) * Bm).to(torch.promote_types(A.dtype, B.dtype))  # (t, n, p)
-    Bb = torch.linalg.solve((I - half).to(dB.dtype), dB)           # (t, n, p)
+    try:
+        Ab = torch.linalg.solve(I - half, I + half)                # (t, n, n)
+        dB = (_steps(dt, 2) * Bm).to(torch.promote_types(A.dtype, B.dtype))  # (t, n, p)
+        Bb = torch.linalg.solve((I - half).to(dB.dtype), dB)       # (t, n, p)
+    except torch.linalg.LinAlgError:
+        _singular()
     return Ab, (Bb if B.dim() == 2 else Bb[..., 0])                # (t, n, n), (t, n, p) or (t, n)
 
 
@@ -159,6 +179,34 @@ def _euler(A, B, dt, diagonal):
 
 
 _RULES = {"zoh": _zoh, "bilinear": _bilinear, "euler": _euler}
+
+
+def exp_trapezoidal(A: torch.Tensor, B: torch.Tensor, dt, lam: float = 0.5, diagonal: bool | None = None):
+    """Mamba-3's exponential-trapezoidal rule: x_k = Ab x_{k-1} + Bb_prev u_{k-1} + Bb_cur u_k.
+
+        Ab = exp(ΔA)       Bb_prev = (1 − λ)·Δ·exp(ΔA)·B       Bb_cur = λ·Δ·B
+
+    The input integral ∫_0^Δ exp((Δ−s)A) B u(t_{k−1}+s) ds is approximated by weighing its two
+    ends: λ on the right end (s = Δ: factor B u_k) and 1 − λ on the left end (s = 0: factor
+    exp(ΔA) B u_{k−1}). λ = 1 gives the exponential-Euler rule of Mamba-1/2; λ = ½ the trapezoid
+    rule, whose error per step is O(Δ³) instead of O(Δ²). Returns (Ab, Bb_prev, Bb_cur); a 1-D dt
+    (T,) adds a leading (T,) axis, as for the other rules.
+    """
+    A, B, dt, diagonal = _check_system("exp_trapezoidal", A, B, dt, diagonal)
+    lam = check_float("exp_trapezoidal", "lam", lam)
+    if not 0.0 <= lam <= 1.0:
+        fail("exp_trapezoidal", "lam", "a number in [0, 1]", lam)
+    Ab, _ = _zoh(A, B, dt, diagonal)                               # (t, ..., n) or (t, n, n): exp(ΔA)
+    if diagonal:
+        nd = max(A.dim(), B.dim())
+        dB = _steps(dt, nd) * B                                    # (t, ..., n)
+        return Ab, (1 - lam) * Ab * dB, lam * dB                   # exp(ΔA)·ΔB elementwise
+    Bm = B if B.dim() == 2 else B[:, None]                         # (n, p)
+    dB = (_steps(dt, 2) * Bm).to(Ab.dtype)                         # (t, n, p)
+    prev, cur = (1 - lam) * Ab @ dB, lam * dB                      # (t, n, p)
+    if B.dim() == 1:
+        prev, cur = prev[..., 0], cur[..., 0]                      # (t, n)
+    return Ab, prev, cur
 
 
 def zoh(A: torch.Tensor, B: torch.Tensor, dt, diagonal: bool | None = None):

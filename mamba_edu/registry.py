@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 
 from ._checks import fail
-from .machine import triton_version
+from .machine import interpreter_problem, triton_version
 from .iomodel import ScanShape, fused_bytes, naive_bytes, parallel_bytes, triton_scan_bytes
 
 
@@ -51,6 +51,8 @@ class Implementation:
                 return False, "Triton cannot be imported here"
             if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
                 return False, "on a CPU, Triton kernels run only under TRITON_INTERPRET=1"
+            if device.type != "cuda" and interpreter_problem():
+                return False, interpreter_problem()
         return True, ""
 
     def load(self) -> Callable:
@@ -117,7 +119,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     device = u.device if isinstance(u, torch.Tensor) else torch.device("cpu")
     if impl == "auto":
         impl = _auto(device)
-    if impl not in _REGISTRY:
+    if not isinstance(impl, str) or impl not in _REGISTRY:
         fail("selective_scan", "impl", "'auto' or one of " + ", ".join(map(repr, _REGISTRY)), repr(impl))
     entry = _REGISTRY[impl]
     ok, why = entry.available(device)
@@ -131,6 +133,6 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 
 def io_bytes(impl: str, s: ScanShape) -> int:
     """Bytes implementation `impl` moves through HBM for shape `s` (its registry entry's IO model)."""
-    if impl not in _REGISTRY:
+    if not isinstance(impl, str) or impl not in _REGISTRY:
         fail("io_bytes", "impl", "one of " + ", ".join(map(repr, _REGISTRY)), repr(impl))
     return _REGISTRY[impl].bytes_moved(s)

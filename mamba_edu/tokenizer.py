@@ -42,6 +42,11 @@ def text_to_tokens(text: str, vocab_size: int, task: str | None = None) -> torch
         fail(func, "text", "a string", type(text).__name__)
     if len(text) > MAX_CHARS:
         fail(func, "text", f"at most {MAX_CHARS} characters", f"{len(text)} characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate such as "\ud800": no byte sequence to tokenise
+        fail(func, "text", "valid Unicode text (encodable as UTF-8)",
+             f"the unpaired surrogate {text[e.start]!r} at position {e.start}")
     check_choice(func, "task", task, TASKS)
     V = check_int(func, "vocab_size", vocab_size, minimum=3 if task == "selective-copy" else 2)
     out = []
@@ -74,6 +79,8 @@ def text_targets(tokens: torch.Tensor, task: str) -> torch.Tensor:
     check_choice(func, "task", task, ("selective-copy", "induction"))
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1:
         fail(func, "tokens", "a 1-D tensor of token ids (T,)", getattr(tokens, "shape", type(tokens).__name__))
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        fail(func, "tokens", "a tensor of integer token ids", f"dtype {tokens.dtype}")
     targets = torch.full_like(tokens, IGNORE)  # (T,)
     if task == "selective-copy":
         data = tokens[tokens >= 2]  # (k,) in order
