@@ -114,6 +114,21 @@ TRAIN_RANGES = {"seq_len": (1, 2**16), "n_data": (1, 2**12), "vocab_size": (2, 2
 TRAIN_FLOATS = {"lr": float_in(0, 10, lo_open=True), "clip": float_in(0, 1e6, lo_open=True),
                 "weight_decay": float_in(0, 1e3), "rope_fraction": float_in(0, 1)}
 TRAIN_MAX_LEN = 2**20
+
+
+def _selective_arg(text: str) -> str:
+    """--selective: a comma-separated subset of delta, B, C ('' or none: an LTI SSM)."""
+    from .selective import parse_selective  # noqa: PLC0415
+
+    try:
+        parse_selective("train", text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of delta, B, C (or none); got {text!r}") \
+            from None
+    return text
+
+
+TRAIN_STRINGS = {"selective": _selective_arg}
 TRAIN_BYTES_PER_STATE = 4 * 6  # fp32; the parallel scan keeps ~6 (b, D, T, N) tensors per layer for backward
 
 
@@ -282,6 +297,8 @@ def _add_train(sub) -> None:
             kind = {"choices": choices[f.name]}
         elif f.name in TRAIN_FLOATS:
             kind = {"type": TRAIN_FLOATS[f.name]}
+        elif f.name in TRAIN_STRINGS:
+            kind = {"type": TRAIN_STRINGS[f.name]}
         else:
             kind = {"type": int_in(*TRAIN_RANGES[f.name])}
         t.add_argument(_flag(f.name), dest=f.name, default=f.default, help="default: %(default)s", **kind)
