@@ -114,6 +114,21 @@ TRAIN_RANGES = {"seq_len": (1, 2**16), "n_data": (1, 2**12), "vocab_size": (2, 2
 TRAIN_FLOATS = {"lr": float_in(0, 10, lo_open=True), "clip": float_in(0, 1e6, lo_open=True),
                 "weight_decay": float_in(0, 1e3), "rope_fraction": float_in(0, 1)}
 TRAIN_MAX_LEN = 2**20
+
+
+def _selective_arg(text: str) -> str:
+    """--selective: a comma-separated subset of delta, B, C ('' or none: an LTI SSM)."""
+    from .selective import parse_selective  # noqa: PLC0415
+
+    try:
+        parse_selective("train", text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of delta, B, C (or none); got {text!r}") \
+            from None
+    return text
+
+
+TRAIN_STRINGS = {"selective": _selective_arg}
 TRAIN_BYTES_PER_STATE = 4 * 6  # fp32; the parallel scan keeps ~6 (b, D, T, N) tensors per layer for backward
 
 
@@ -171,6 +186,14 @@ def check_train(args: argparse.Namespace) -> None:
             raise BadArgument(f"argument --preset: trains the preset's fixed runs and takes none of the training "
                               f"options; got {', '.join(given)}")
         return
+    if args.ablation is not None:
+        given = [_flag(f) for f in fields if f != "steps" and getattr(args, f) != getattr(T.TrainConfig, f)]
+        given += [o for o, v in (("--out", args.out), ("--reproduce", args.reproduce), ("--max-len", args.max_len))
+                  if v]
+        if given:
+            raise BadArgument(f"argument --ablation: trains the fixed variants of chapter 06's ablation and takes "
+                              f"only --steps, --ablation-seeds, --workers, --threads; got {', '.join(given)}")
+        return
     if args.only is not None and args.reproduce is None:
         raise BadArgument("argument --only: applies with --reproduce DIR only")
     try:
@@ -196,6 +219,7 @@ def check_train(args: argparse.Namespace) -> None:
                           f"{need / 2**30:.1f} GiB for one training step; {args.device} has {have / 2**30:.1f} GiB")
     applies = {"n_data": ("task", ("selective-copy", "mqar")), "d_state": ("model", ("mamba", "s4d", "mamba3")),
                "expand": ("model", ("mamba", "mamba3")), "dt_rank": ("model", ("mamba",)),
+               "selective": ("model", ("mamba",)),
                "headdim": ("model", ("mamba3",)), "rope_fraction": ("model", ("mamba3",)),
                "mimo_rank": ("model", ("mamba3",)),
                "n_heads": ("model", ("attention",)), "positions": ("model", ("attention",))}
@@ -217,6 +241,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.ablation:
+        steps = None if args.steps == T.TrainConfig().steps else args.steps
+        res = T.selectivity_ablation(args.ablation, steps=steps, seeds=args.ablation_seeds, workers=args.workers,
+                                     threads=args.threads or 1)
+        print(f"wrote {args.ablation}: {len(res['runs'])} runs in {res['total_seconds'] / 60:.1f} min")
+        return 0
     if args.preset == "textlm":
         from . import textlm
 
@@ -267,6 +297,8 @@ def _add_train(sub) -> None:
             kind = {"choices": choices[f.name]}
         elif f.name in TRAIN_FLOATS:
             kind = {"type": TRAIN_FLOATS[f.name]}
+        elif f.name in TRAIN_STRINGS:
+            kind = {"type": TRAIN_STRINGS[f.name]}
         else:
             kind = {"type": int_in(*TRAIN_RANGES[f.name])}
         t.add_argument(_flag(f.name), dest=f.name, default=f.default, help="default: %(default)s", **kind)
@@ -282,6 +314,13 @@ def _add_train(sub) -> None:
                         "DIR/README.md and DIR/checkpoints/ (takes no training options; --max-len, --threads, --only apply)")
     t.add_argument("--only", metavar="PATTERNS", help="with --reproduce: retrain only the runs matching these "
                    "comma-separated patterns ('parity-*,modsum-*'), keeping the other runs of DIR/results.json")
+    t.add_argument("--ablation", metavar="FILE", type=out_file(".json"),
+                   help="chapter 06's ablation: train copy-mamba with each choice of which of Δ, B, C are selective "
+                        "(two seeds) and write FILE (JSON); --steps overrides the steps, --workers runs in parallel")
+    t.add_argument("--workers", type=int_in(1, 4 * (os.cpu_count() or 1)), default=1,
+                   help="--ablation: trainings run side by side (processes)")
+    t.add_argument("--ablation-seeds", type=int_list(0, 2**31 - 1), default=(0, 1),
+                   help="--ablation: the seeds, comma-separated (default: 0,1)")
     t.add_argument("--preset", choices=["textlm"],
                    help="textlm: train the byte-level language model on the Python standard library's source and "
                         "its same-size attention baseline, and write results/textlm (or --reproduce DIR); takes no "

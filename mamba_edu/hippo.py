@@ -73,6 +73,30 @@ def hippo_legs(N: int, dtype: torch.dtype = torch.float64):
     return A, B
 
 
+def hippo_legs_nplr(N: int, dtype: torch.dtype = torch.float64):
+    """LegS as normal plus low rank (S4):  A = S − P Pᵀ  → (S (n, n), P (n,)).
+
+        P[n] = sqrt(n + 1/2)                  (P Pᵀ adds (2n+1)^{1/2}(2k+1)^{1/2} / 2 everywhere)
+        S    = A + P Pᵀ = −I/2 + (a skew-symmetric matrix)
+    S is normal (S Sᵀ = Sᵀ S), so it is diagonalised by a UNITARY matrix (condition number 1), whereas A
+    itself is diagonalisable only by an exponentially ill-conditioned one. Every eigenvalue of S has real
+    part −1/2; S4D-LegS keeps the diagonal of S's eigenvalues and drops P.
+    """
+    A, _ = hippo_legs(N, dtype)                                   # (n, n)
+    P = torch.sqrt(torch.arange(N, dtype=A.dtype) + 0.5)          # (n,)
+    return A + torch.outer(P, P), P                               # (n, n), (n,)
+
+
+def eigenvector_condition(A: torch.Tensor) -> float:
+    """κ(V) = ‖V‖₂ ‖V⁻¹‖₂ of the eigenvector matrix V of a square A (A = V Λ V⁻¹): how much rounding
+    errors grow when A is applied through its eigendecomposition. 1 for a normal matrix."""
+    check_tensor("eigenvector_condition", "A", A, ndim=2)
+    if A.shape[0] != A.shape[1]:
+        fail("eigenvector_condition", "A", "a square matrix", f"shape {tuple(A.shape)}")
+    _, V = torch.linalg.eig(A.to(torch.float64) if not A.is_complex() else A)  # (n, n) complex
+    return torch.linalg.cond(V).item()
+
+
 def hippo_legt(N: int, theta: float = 1.0, dtype: torch.dtype = torch.float64):
     """Translated Legendre (LegT) in the LMU form: c' = A c + B f, window [t - θ, t].
 

@@ -80,9 +80,50 @@ def fused_bytes(s: ScanShape) -> int:
 
 
 def materialised_bytes(s: ScanShape) -> int:
-    """Materialise Ab and Bbu (write 2), the scan reads them and writes h (read 2, write 1),
-    the C-projection reads h (read 1): six (b, d, l, n) fp32 tensors beyond the floor."""
+    """A LOWER BOUND for any implementation that materialises the state in HBM: Ab and Bbu written
+    once (2), read once by a single-pass scan that writes h (read 2, write 1), h read once by the
+    C-projection (1): six (b, d, l, n) fp32 passes beyond the floor. What `parallel` really moves is
+    larger, see `parallel_bytes`: eager PyTorch writes intermediates, and its scan makes ~2·log2 L
+    passes of strided views over the tensors."""
     return min_bytes(s) + 6 * s.state_elements * FP32
+
+
+def scan_inplace_combines(L: int) -> int:
+    """How many positions `scan.scan_inplace` combines (x_i ← x_{i−s} ⊕ x_i) for a sequence of length L:
+    the up-sweep's levels touch ⌊L/2s⌋ positions, the down-sweep's the positions 3s−1, 5s−1, … < L.
+    About 2·log2 L levels, but level s touches only ~L/2s positions: about 2L combines in all, not 2L·log2 L."""
+    check_int("scan_inplace_combines", "L", L)
+    m, step = 0, 1
+    while 2 * step <= L:  # up-sweep
+        m += len(range(2 * step - 1, L, 2 * step))
+        step *= 2
+    step = 1 << ((L - 1).bit_length() - 1) if L > 1 else 0
+    while step >= 1:  # down-sweep
+        m += len(range(3 * step - 1, L, 2 * step))
+        step //= 2
+    return m
+
+
+def parallel_passes(L: int) -> float:
+    """(b, d, l, n) fp32 passes `parallel` (selective_scan_parallel, method "inplace", one chunk, no autograd)
+    makes in eager PyTorch, each kernel reading its operands once and writing its result once:
+        Δ·A            write 1           (the small Δ and A are read; their product is state-sized)
+        exp_ in place  read 1, write 1
+        Δ·u·B          write 1
+        scan_inplace   7 row accesses per combined position (b_i += a_i·b_{i−s}: read 3, write 1;
+                       a_i *= a_{i−s}: read 2, write 1), scan_inplace_combines(L) positions
+        y = C·h        read 1 (a batched matmul)
+    = 5 + 7·combines(L)/L ≈ 19 passes for long L, against the lower bound's 6."""
+    return 5 + 7 * scan_inplace_combines(L) / L
+
+
+def parallel_bytes(s: ScanShape) -> int:
+    """What the `parallel` implementation moves through memory in eager PyTorch (see `parallel_passes`):
+    the floor plus (5·L + 7·combines(L))·b·d·n fp32 elements. Caches ignored (at the sizes that matter the
+    tensors are far larger than L2); the small per-chunk copies (the carried state, the time-major
+    copies of u, Δ, B, C) are left out. `measure.op_bytes` counts the same traffic op by op."""
+    per_row = s.batch * s.dim * s.N * FP32  # one time step of one (b, d, l, n) tensor
+    return min_bytes(s) + (5 * s.L + 7 * scan_inplace_combines(s.L)) * per_row
 
 
 def triton_scan_bytes(s: ScanShape) -> int:
@@ -92,9 +133,13 @@ def triton_scan_bytes(s: ScanShape) -> int:
 
 
 def naive_bytes(s: ScanShape) -> int:
-    """Python loop over time: per step about ten small (b, d, n) fp32 tensors are written or read
-    (exp(Δ·A), Δ·B·u, the product, the sum, h, C·h, …), so ≈ 10 passes over b·d·l·n."""
-    return min_bytes(s) + 10 * s.state_elements * FP32
+    """Python loop over time, counted from `selective_scan_naive`'s line per step (eager PyTorch, each kernel
+    reading its operands once and writing its result once; (b, d, n) fp32 tensors, L steps):
+        Δ·A: write 1; exp: read 1, write 1; ·h: read 2, write 1; Δ·B: write 1; ·u: read 1, write 1;
+        +: read 2, write 1; h·C: read 1, write 1; sum over n: read 1      → 15 passes over b·d·l·n.
+    On a GPU the per-step tensors are small enough to stay in L2, so this counts traffic, not
+    necessarily HBM bytes; naive's cost is its L·(~10) kernel launches (chapter 09)."""
+    return min_bytes(s) + 15 * s.state_elements * FP32
 
 
 
@@ -116,7 +161,7 @@ def exp_count(s: ScanShape) -> int:
 
 # The IO model of the four implementations chapter 08 compares, by name. The registry
 # (mamba_edu.registry) points each registered implementation at the same function (tested).
-IO_MODELS = {"naive": naive_bytes, "parallel": materialised_bytes, "triton_scan": triton_scan_bytes,
+IO_MODELS = {"naive": naive_bytes, "parallel": parallel_bytes, "triton_scan": triton_scan_bytes,
              "fused": fused_bytes}
 
 

@@ -43,6 +43,15 @@ class DeviceInfo:
     triton: str | None = None  # Triton's version, or None when it cannot be imported
     triton_mode: str = "unavailable"  # "gpu", "interpreter (CPU, slow)" or "unavailable"
 
+    @property
+    def fp32_lanes_per_sm(self) -> int | None:
+        """FP32 lanes per SM from the compute capability (64 on an A100, 128 on an H100); None on a CPU or
+        for a capability the table `FP32_LANES_PER_SM` lacks."""
+        if self.kind != "cuda" or not self.capability:
+            return None
+        major, minor = (int(x) for x in self.capability.split("."))
+        return fp32_lanes_per_sm(major, minor)
+
     def summary(self) -> str:
         if self.kind == "cuda":
             gib = (self.memory_bytes or 0) / 2**30
@@ -117,13 +126,32 @@ class MemoryLevel:
         return None if self.bytes_per_unit is None else self.bytes_per_unit * self.units
 
 
-_REGISTER_RULE = "derived: 128 FP32 lanes × 3 operands × 4 B per clock per SM"
 _SHARED_RULE = "derived: 32 banks × 4 B per clock per SM"
 
+# FP32 lanes per SM (results of 32-bit fused multiply-add per clock per SM) by compute capability: the CUDA C++
+# Programming Guide's arithmetic-instruction throughput table. The A100 (8.0) has 64; the consumer Ampere and
+# Ada parts (8.6, 8.9) and the H100 (9.0) have 128.
+FP32_LANES_PER_SM: dict[tuple[int, int], int] = {
+    (7, 0): 64, (7, 2): 64, (7, 5): 64,
+    (8, 0): 64, (8, 6): 128, (8, 7): 128, (8, 9): 128,
+    (9, 0): 128,
+}
 
-def _register_bandwidth(sms: int, clock_hz: float) -> float:
-    """Register-file reads an SM's FP32 units can consume: 128 lanes × an FMA's 3 operands × 4 B per clock."""
-    return sms * 128 * 3 * 4 * clock_hz
+
+def fp32_lanes_per_sm(major: int, minor: int) -> int | None:
+    """FP32 lanes per SM of a GPU of compute capability major.minor, or None when the table lacks it."""
+    check_int("fp32_lanes_per_sm", "major", major, minimum=0)
+    check_int("fp32_lanes_per_sm", "minor", minor, minimum=0)
+    return FP32_LANES_PER_SM.get((major, minor))
+
+
+def _register_rule(lanes: int) -> str:
+    return f"derived: {lanes} FP32 lanes × 3 operands × 4 B per clock per SM"
+
+
+def _register_bandwidth(sms: int, clock_hz: float, lanes: int) -> float:
+    """Register-file reads an SM's FP32 units can consume: lanes × an FMA's 3 operands × 4 B per clock."""
+    return sms * lanes * 3 * 4 * clock_hz
 
 
 def _shared_bandwidth(sms: int, clock_hz: float) -> float:
@@ -147,6 +175,7 @@ class Datasheet:
     l2_read_bytes_per_clock: int | None  # published for the A100 only
     source: str
     exp_per_clock_per_sm: int = 16  # exp2 results per clock per SM (compute capability 8.x and 9.0)
+    fp32_lanes_per_sm: int = 128  # FP32 FMA results per clock per SM: 64 on the A100, 128 on the H100
 
     @property
     def peak_exp_per_s(self) -> float:
@@ -156,14 +185,15 @@ class Datasheet:
 
     def levels(self) -> list[MemoryLevel]:
         """Registers, shared memory, L2 and HBM. Shared memory's bandwidth is derived from its 32 banks
-        of 4 bytes per clock per SM, the registers' from 128 FP32 lanes per SM each reading 3 operands
-        of 4 bytes (an FMA) per clock; both at the boost clock."""
+        of 4 bytes per clock per SM, the registers' from the FP32 lanes per SM (`fp32_lanes_per_sm`) each
+        reading 3 operands of 4 bytes (an FMA) per clock; both at the boost clock."""
         ds = f"datasheet: {self.source}"
         clock = self.boost_clock_hz
         l2_bw = None if self.l2_read_bytes_per_clock is None else self.l2_read_bytes_per_clock * clock
         return [
-            MemoryLevel("registers", self.registers_per_sm, self.sms, _register_bandwidth(self.sms, clock), ds,
-                        _REGISTER_RULE + " × boost clock"),
+            MemoryLevel("registers", self.registers_per_sm, self.sms,
+                        _register_bandwidth(self.sms, clock, self.fp32_lanes_per_sm), ds,
+                        _register_rule(self.fp32_lanes_per_sm) + " × boost clock"),
             MemoryLevel("shared memory", self.shared_per_sm, self.sms, _shared_bandwidth(self.sms, clock), ds,
                         _SHARED_RULE + " × boost clock"),
             MemoryLevel("L2 cache", self.l2_bytes, 1, l2_bw, ds,
@@ -180,11 +210,14 @@ class Datasheet:
 # binary size); the whitepapers' KB and MB are KiB and MiB.
 DATASHEETS: dict[str, Datasheet] = {
     "H100 SXM5 80GB": Datasheet("H100 SXM5 80GB", 132, 256 * KiB, 228 * KiB, 256 * KiB, 50 * MiB, 80 * GiB,
-                                3.35e12, 1.98e9, None, "NVIDIA H100 whitepaper (2022) and datasheet (2023)"),
+                                3.35e12, 1.98e9, None, "NVIDIA H100 whitepaper (2022) and datasheet (2023)",
+                                fp32_lanes_per_sm=128),
     "A100 SXM4 80GB": Datasheet("A100 SXM4 80GB", 108, 256 * KiB, 164 * KiB, 192 * KiB, 40 * MiB, 80 * GiB,
-                                2.039e12, 1.41e9, 5120, "NVIDIA A100 whitepaper (2020) and datasheet (2021)"),
+                                2.039e12, 1.41e9, 5120, "NVIDIA A100 whitepaper (2020) and datasheet (2021)",
+                                fp32_lanes_per_sm=64),
     "A100 SXM4 40GB": Datasheet("A100 SXM4 40GB", 108, 256 * KiB, 164 * KiB, 192 * KiB, 40 * MiB, 40 * GiB,
-                                1.555e12, 1.41e9, 5120, "NVIDIA A100 whitepaper (2020) and datasheet (2021)"),
+                                1.555e12, 1.41e9, 5120, "NVIDIA A100 whitepaper (2020) and datasheet (2021)",
+                                fp32_lanes_per_sm=64),
 }
 
 
@@ -227,12 +260,15 @@ def _cuda_levels(index: int, hbm_bandwidth: float | None) -> list[MemoryLevel]:
         peak, peak_src = 2 * clock_khz * 1e3 * bus_bits / 8, f"{q} (2 × memory clock × bus width: the peak)"
     bw, bw_src = (hbm_bandwidth, "measured: device-to-device copy") if hbm_bandwidth else (peak, peak_src)
     clock = getattr(p, "clock_rate", None)  # kHz, the SM clock torch reports
-    reg_bw = _register_bandwidth(sms, clock * 1e3) if clock else None
+    lanes = fp32_lanes_per_sm(p.major, p.minor)  # None for a compute capability the table lacks
+    reg_bw = _register_bandwidth(sms, clock * 1e3, lanes) if clock and lanes else None
     smem_bw = _shared_bandwidth(sms, clock * 1e3) if clock else None
     rule = " × the SM clock torch reports" if clock else ""
+    reg_src = (_register_rule(lanes) + rule if clock and lanes else
+               f"not known (no FP32 lanes per SM recorded for compute capability {p.major}.{p.minor})"
+               if clock else "not known")
     return [
-        MemoryLevel("registers", None if regs is None else 4 * regs, sms, reg_bw, q,
-                    _REGISTER_RULE + rule if clock else "not known"),
+        MemoryLevel("registers", None if regs is None else 4 * regs, sms, reg_bw, q, reg_src),
         MemoryLevel("shared memory", smem, sms, smem_bw, q, _SHARED_RULE + rule if clock else "not known"),
         MemoryLevel("L2 cache", l2, 1, None, q, "not measured"),
         MemoryLevel("HBM", p.total_memory, 1, bw, q, bw_src),

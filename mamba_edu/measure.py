@@ -3,6 +3,8 @@ exp throughput), and one implementation timed and placed on the roofline.
 
     median_seconds      median wall time of a function (the device synchronised around each run)
     peak_memory_bytes   the most bytes PyTorch allocated while a function ran (CPU or CUDA)
+    op_traffic          the operators (GPU launches) eager PyTorch runs for a function, and the bytes they
+                        read and write; op_bytes: the bytes only
     fit_power_law       y ≈ c·x^p on a log–log scale: the exponent of a cost against L
     floors              copy bandwidth (bytes read + written per second) and exp2 throughput: the two
                         ceilings a selective scan can reach (bytes / bandwidth, exps / exp rate)
@@ -102,6 +104,57 @@ def peak_memory_bytes(fn, device: str = "cpu") -> int:
     first = allocs[0].extra_fields
     base = first.total_allocated - first.alloc_size
     return max(0, max(e.extra_fields.total_allocated for e in allocs) - base)
+
+
+_NO_READ_OF_SELF = {"copy_", "fill_", "zero_"}  # in-place ops that overwrite self without reading it
+
+
+def _touched_bytes(t: torch.Tensor) -> int:
+    """Bytes of distinct memory a tensor view covers: expanded (stride-0) dimensions count once."""
+    n = 1
+    for size, stride in zip(t.shape, t.stride()):
+        n *= size if stride != 0 else 1
+    return n * t.element_size() if t.numel() else 0
+
+
+def op_traffic(fn) -> tuple[int, int, int]:
+    """(operators, bytes read, bytes written) of the PyTorch operators `fn()` runs, counted op by op.
+
+    Every aten operator that reaches the dispatcher is seen (a TorchDispatchMode): it is taken to read each
+    tensor argument once and write each result once, which is what an eager kernel does, and each counted
+    operator is one kernel launch on a GPU. Views (slicing, reshape, transpose: no data moves) and
+    allocations (empty) count nothing; copy_/fill_/zero_ do not read the tensor they overwrite. This
+    measures the traffic of eager code, caches ignored; it sees only PyTorch operators (not the inside of a
+    Triton or custom kernel)."""
+    from torch.utils._python_dispatch import TorchDispatchMode  # noqa: PLC0415
+    from torch.utils._pytree import tree_flatten  # noqa: PLC0415
+
+    counts = [0, 0, 0]
+
+    class _Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            schema = func._schema
+            is_view = any(r.alias_info is not None and not r.alias_info.is_write for r in schema.returns)
+            name = schema.name.split("::")[-1]
+            if is_view or name.startswith("empty") or name in ("alias", "lift_fresh", "detach", "_unsafe_view"):
+                return out
+            ins = [a for a in tree_flatten((args, kwargs or {}))[0] if isinstance(a, torch.Tensor)]
+            if name in _NO_READ_OF_SELF and ins:
+                ins = ins[1:]
+            counts[0] += 1
+            counts[1] += sum(_touched_bytes(t) for t in ins)
+            counts[2] += sum(_touched_bytes(t) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
+            return out
+
+    with _Count():
+        fn()
+    return counts[0], counts[1], counts[2]
+
+
+def op_bytes(fn) -> tuple[int, int]:
+    """(bytes read, bytes written) by the PyTorch operators `fn()` runs (see `op_traffic`)."""
+    return op_traffic(fn)[1:]
 
 
 def fit_power_law(x, y) -> tuple[float, float]:

@@ -28,7 +28,7 @@ from torch import nn
 from . import lti
 from ._checks import COMPLEX_DTYPES, FLOAT_DTYPES, check_choice, check_int, check_tensor, fail
 from .mamba3 import Mamba3
-from .selective import S6
+from .selective import S6, SELECTIVE_ALL
 
 def _check_sequence(func: str, x: torch.Tensor, d_model: int) -> None:
     """x (batch, L, d_model) with L >= 1: an empty sequence has no last state and no output."""
@@ -131,7 +131,7 @@ class MambaBlock(nn.Module):
     """
 
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
-                 dt_rank: int | None = None, impl: str = "auto"):
+                 dt_rank: int | None = None, impl: str = "auto", selective: str = SELECTIVE_ALL):
         super().__init__()
         for name, v in (("d_model", d_model), ("d_state", d_state), ("d_conv", d_conv), ("expand", expand)):
             check_int("MambaBlock", name, v)
@@ -139,7 +139,8 @@ class MambaBlock(nn.Module):
         self.d_inner = expand * d_model
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
         self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, padding=d_conv - 1)
-        self.s6 = S6(self.d_inner, d_state, dt_rank=dt_rank if dt_rank else math.ceil(d_model / 16), impl=impl)
+        self.s6 = S6(self.d_inner, d_state, dt_rank=dt_rank if dt_rank else math.ceil(d_model / 16), impl=impl,
+                     selective=selective)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
 
     def inner(self, x: torch.Tensor):

@@ -23,7 +23,7 @@ import torch
 
 from ._checks import fail
 from .machine import interpreter_problem, triton_version
-from .iomodel import ScanShape, fused_bytes, materialised_bytes, naive_bytes, triton_scan_bytes
+from .iomodel import ScanShape, fused_bytes, naive_bytes, parallel_bytes, triton_scan_bytes
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ _REGISTRY: dict[str, Implementation] = {
         "mamba_edu.selective:selective_scan_naive", naive_bytes),
     "parallel": Implementation(
         "parallel", "PyTorch parallel scan over materialised (batch, dim, L, N) tensors, chunked over L",
-        "mamba_edu.selective:selective_scan_parallel", materialised_bytes),
+        "mamba_edu.selective:selective_scan_parallel", parallel_bytes),
     "triton_simple": Implementation(
         "triton_simple", "Triton, one time step per loop iteration, state in registers (the teaching kernel)",
         "mamba_edu.kernels.selective_scan_simple:selective_scan_simple", fused_bytes,

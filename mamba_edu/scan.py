@@ -280,7 +280,8 @@ def scan_blelloch(a, b, h0=None, *, stats: bool = False, record: bool = False):
 def scan_chunked(a, b, h0=None, chunk: int = 64, *, stats: bool = False, record: bool = False):
     """Split L into n chunks of C = min(chunk, L), scan all chunks at once, then carry.  (..., L) → (..., L)
 
-    1. local: Blelloch within every chunk, all n chunks side by side (a GPU: one block each);
+    1. local: Blelloch within every chunk, all n chunks side by side (SSD-style; the Mamba-1 GPU
+       kernel instead walks a channel's chunks in order, carrying the prefix: same states);
     2. carry: T_c = chunk c's total (A, B) pair; the state entering chunk c+1 is
        T_0 ⊕ ... ⊕ T_c, a short sequential pass over the chunk totals;
     3. fix-up: inside chunk c ≥ 1, x ← carry_in ⊕ x_local, i.e. h = h_local + (prefix product of a

@@ -404,20 +404,43 @@ def dt_bias_init(d: int, dt_min: float = 1e-3, dt_max: float = 1e-1, floor: floa
     return dt + torch.log(-torch.expm1(-dt))  # (d,)
 
 
+SELECTIVE_PARTS = ("delta", "B", "C")
+SELECTIVE_ALL = "delta,B,C"
+
+
+def parse_selective(func: str, selective: str) -> frozenset:
+    """'delta,B,C' (any subset, comma-separated; '' or 'none' for none) -> the set of selective parts."""
+    if not isinstance(selective, str):
+        fail(func, "selective", "a comma-separated subset of delta, B, C (a string)", repr(selective))
+    parts = [p.strip() for p in selective.split(",") if p.strip() and p.strip() != "none"]
+    bad = [p for p in parts if p not in SELECTIVE_PARTS]
+    if bad or len(set(parts)) != len(parts):
+        fail(func, "selective", "a comma-separated subset of delta, B, C without repeats", repr(selective))
+    return frozenset(parts)
+
+
 class S6(nn.Module):
     """The selective SSM layer: x (b, d, l) → y (b, d, l), with Δ, B, C computed from x.
 
         Δ = softplus(W_Δ · (W_r · x) + bias)     a low-rank projection (rank r) per token
         B = W_B · x,  C = W_C · x                 (b, n, l) each, shared by all channels
         A = −exp(A_log)                           (d, n), S4D-Real init: A[c, k] = −(k+1)
+
+    `selective` names the parts computed from the token (default all three); a part left out is the
+    same at every token (Δ = softplus(bias) per channel, or one learned B or C): the ablation of chapter 06.
     """
 
     def __init__(self, d: int, n: int = 16, dt_rank: int | None = None, dt_min: float = 1e-3,
-                 dt_max: float = 1e-1, impl: str = "auto"):
+                 dt_max: float = 1e-1, impl: str = "auto", selective: str = SELECTIVE_ALL):
         super().__init__()
         check_int("S6", "d", d)
         check_int("S6", "n", n)
         self.d, self.n = d, n
+        self.selective = parse_selective("S6", selective)  # which of Δ, B, C depend on the token
+        if "B" not in self.selective:  # an LTI B: one learned vector for every token
+            self.B_fixed = nn.Parameter(torch.randn(n) / math.sqrt(n))  # (n,)
+        if "C" not in self.selective:
+            self.C_fixed = nn.Parameter(torch.randn(n) / math.sqrt(n))  # (n,)
         self.dt_rank = dt_rank if dt_rank is not None else math.ceil(d / 16)
         check_int("S6", "dt_rank", self.dt_rank)
         self.impl = impl
@@ -440,7 +463,15 @@ class S6(nn.Module):
         x_dbl = self.x_proj(x.transpose(1, 2))  # (b, l, r + 2n)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.n, self.n], dim=-1)  # (b, l, r), (b, l, n) ×2
         delta = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # (b, d, l)
-        return delta, B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()
+        B, C = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()  # (b, n, l) each
+        # the ablation of chapter 06: a part that is not selective is the same at every token
+        if "delta" not in self.selective:
+            delta = torch.zeros_like(delta)  # (b, d, l): Δ = softplus(bias), per channel only
+        if "B" not in self.selective:
+            B = self.B_fixed.to(B.dtype)[None, :, None].expand_as(B).contiguous()  # (b, n, l)
+        if "C" not in self.selective:
+            C = self.C_fixed.to(C.dtype)[None, :, None].expand_as(C).contiguous()  # (b, n, l)
+        return delta, B, C
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:
         """The step size Δ = softplus(W_Δ·W_r·x + bias) each channel uses at each token.  (b, d, l)"""
@@ -482,5 +513,8 @@ __all__ = [
     "S6",
     "s4d_real_A_log",
     "dt_bias_init",
+    "parse_selective",
+    "SELECTIVE_PARTS",
+    "SELECTIVE_ALL",
     "FLOAT_DTYPES",
 ]

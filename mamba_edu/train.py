@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from . import tasks
 from ._checks import check_choice, check_float, check_int, fail
 from .models import MIXERS, POSITIONS, TinyLM
+from .selective import SELECTIVE_ALL, parse_selective
 
 EVAL_SEED = 2**40  # evaluation sets use seeds EVAL_SEED + …, far from every training seed
 FORWARD_TOKENS = 2**18  # at most this many tokens per forward batch in evaluation (bounds memory)
@@ -66,6 +67,7 @@ class TrainConfig:
     d_state: int = 8  # mamba and s4d
     expand: int = 2  # mamba
     dt_rank: int = 0  # mamba: rank of the Δ projection (0: the library's default ⌈d_model/16⌉)
+    selective: str = "delta,B,C"  # mamba: which of Δ, B, C depend on the token (the ablation of chapter 06)
     n_heads: int = 2  # attention
     positions: str = "sinusoidal"  # attention: sinusoidal or learned
     headdim: int = 16  # mamba3: channels per head
@@ -91,6 +93,7 @@ class TrainConfig:
             check_int(func, name, getattr(self, name))
         check_int(func, "warmup", self.warmup, minimum=0)
         check_int(func, "dt_rank", self.dt_rank, minimum=0)
+        parse_selective(func, self.selective)
         check_int(func, "seed", self.seed, minimum=0)
         if self.rope_fraction not in (0, 0.5, 1):
             fail(func, "rope_fraction", "0, 0.5 or 1", self.rope_fraction)
@@ -124,6 +127,8 @@ def model_kwargs(cfg: TrainConfig) -> dict:
         kw.update(d_state=cfg.d_state, expand=cfg.expand)
         if cfg.dt_rank:
             kw.update(dt_rank=cfg.dt_rank)
+        if parse_selective("model_kwargs", cfg.selective) != parse_selective("model_kwargs", SELECTIVE_ALL):
+            kw.update(selective=cfg.selective)
     elif cfg.model == "s4d":
         kw.update(d_state=cfg.d_state)
     elif cfg.model == "attention":
@@ -601,6 +606,65 @@ def reproduce(out_dir="results/tasks", max_len: int = REPRODUCE_MAX_LEN, n_extra
     return results
 
 
+# ----------------------------------------------------------------------------------------------
+# The selectivity ablation of chapter 06: which of Δ, B, C being selective matters?
+# ----------------------------------------------------------------------------------------------
+
+# label -> the `selective` setting; the base is copy-mamba of REPRODUCE_RUNS (selective copying)
+ABLATION_VARIANTS = {"none (LTI)": "", "Δ only": "delta", "B only": "B", "C only": "C", "B and C": "B,C",
+                     "Δ, B and C (Mamba)": SELECTIVE_ALL}
+ABLATION_SEEDS = (0, 1)
+
+
+def _ablation_run(job: tuple) -> dict:
+    label, cfg, threads = job
+    torch.set_num_threads(threads)
+    res = train(cfg, progress=False)
+    final = evaluate(res.model, cfg.task, cfg.seq_len, cfg.vocab_size, n_samples=FINAL_EVAL_SIZE, **task_kwargs(cfg))
+    return {"variant": label, "selective": cfg.selective, "seed": cfg.seed, "accuracy": final["accuracy"],
+            "sequence_accuracy": final["sequence_accuracy"], "train_seconds": res.seconds,
+            "parameters": count_parameters(res.model), "history": res.history}
+
+
+def selectivity_ablation(out_path="results/ablation/selectivity.json", steps: int | None = None,
+                         seeds=ABLATION_SEEDS, workers: int = 1, threads: int = 1) -> dict:
+    """Train copy-mamba with each of ABLATION_VARIANTS (which of Δ, B, C depend on the token) for every seed,
+    evaluate each on FINAL_EVAL_SIZE fresh sequences, and write the results (JSON) to out_path.
+    `workers` runs that many trainings side by side (processes), each with `threads` torch threads."""
+    check_int("selectivity_ablation", "workers", workers)
+    check_int("selectivity_ablation", "threads", threads)
+    if steps is not None:
+        check_int("selectivity_ablation", "steps", steps)
+    base = REPRODUCE_RUNS["copy-mamba"]
+    jobs = []
+    for seed in seeds:
+        check_int("selectivity_ablation", "seeds", seed, minimum=0)
+        for label, sel in ABLATION_VARIANTS.items():
+            cfg = dataclasses.replace(base, selective=sel, seed=seed, steps=steps or base.steps).validate()
+            jobs.append((label, cfg, threads))
+    t0 = time.perf_counter()
+    if workers == 1:
+        runs = [_ablation_run(j) for j in jobs]
+    else:
+        import concurrent.futures as cf  # noqa: PLC0415
+        import multiprocessing as mp  # noqa: PLC0415
+
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            runs = list(pool.map(_ablation_run, jobs))
+    base_cfg = dataclasses.asdict(dataclasses.replace(base, steps=steps or base.steps))
+    base_cfg.pop("selective")
+    result = {"environment": environment(), "base_config": base_cfg, "variants": ABLATION_VARIANTS,
+              "seeds": list(seeds), "chance": tasks.chance_accuracy(base.task, base.vocab_size),
+              "eval_sequences": FINAL_EVAL_SIZE, "total_seconds": time.perf_counter() - t0,
+              "command": f"mamba-edu train --ablation {out_path}" + (f" --steps {steps}" if steps else "")
+              + ("" if tuple(seeds) == ABLATION_SEEDS else " --ablation-seeds " + ",".join(map(str, seeds))),
+              "runs": runs}
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
 
@@ -695,4 +759,5 @@ def results_markdown(results: dict) -> str:
 __all__ = ["TrainConfig", "TrainResult", "task_kwargs", "model_kwargs", "build_model", "count_parameters",
            "train_seed", "answer_metrics", "lr_factor", "make_optimizer", "predict_recurrent", "predict_forward",
            "evaluate", "train", "save_checkpoint", "write_checkpoint", "load_checkpoint", "extrapolation_lengths", "extrapolate",
-           "environment", "REPRODUCE_RUNS", "reproduce", "parse_only", "results_markdown"]
+           "environment", "REPRODUCE_RUNS", "reproduce", "parse_only", "results_markdown",
+           "ABLATION_VARIANTS", "selectivity_ablation"]

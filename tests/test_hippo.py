@@ -288,3 +288,20 @@ ONE = torch.ones(10, dtype=F64)
 def test_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_legs_is_normal_plus_low_rank_and_only_the_normal_part_diagonalises_stably():
+    from mamba_edu.hippo import eigenvector_condition, hippo_legs_nplr
+
+    for N in (4, 8, 16):
+        A, _ = hippo_legs(N)
+        S, P = hippo_legs_nplr(N)
+        assert torch.allclose(S - torch.outer(P, P), A)  # A = S − P Pᵀ
+        assert torch.allclose(S + S.T, -torch.eye(N, dtype=S.dtype), atol=1e-12)  # −I/2 + skew
+        assert torch.allclose(S @ S.T, S.T @ S, atol=1e-10)  # normal
+        assert torch.allclose(torch.linalg.eigvals(S).real, torch.full((N,), -0.5, dtype=S.dtype), atol=1e-9)
+        assert eigenvector_condition(S) == pytest.approx(1.0, abs=1e-6)
+    conds = [eigenvector_condition(hippo_legs(N)[0]) for N in (4, 8, 16)]
+    assert conds[0] > 10 and conds[1] > 100 * conds[0] and conds[2] > 1e9  # grows exponentially with N
+    with pytest.raises(ValueError, match="'A'"):
+        eigenvector_condition(torch.zeros(2, 3))

@@ -17,6 +17,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+APPENDICES = sorted((ROOT / "notebooks").glob("[0-9][0-9][a-z]_*.ipynb"))  # optional, no exercises (e.g. 09b)
 CELL_TIMEOUT = 300  # s; a whole notebook should take well under 2 minutes on a laptop CPU
 TIMES_FILE = ROOT / ".pytest_cache" / "notebook_times.json"
 
@@ -42,7 +43,17 @@ def test_notebook_is_stripped_and_follows_the_template(path):
     assert "mamba_edu.viz" in code or "from mamba_edu import viz" in code
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", APPENDICES, ids=[p.stem for p in APPENDICES])
+def test_appendix_is_stripped_and_has_objectives(path):
+    raw = json.loads(path.read_text())
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in raw["cells"] if c["cell_type"] == "code")
+    nb = nbformat.reads(path.read_text(), as_version=4)
+    first = nb.cells[0].source.lower()
+    assert nb.cells[0].cell_type == "markdown" and "objectives" in first and "prerequisites" in first
+    assert "further reading" in _source(nb, "markdown").lower()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + APPENDICES, ids=[p.stem for p in NOTEBOOKS + APPENDICES])
 def test_notebook_runs_top_to_bottom(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
     env_before = os.environ.get("MAMBA_EDU_TESTING")

@@ -304,3 +304,78 @@ def test_committed_results_and_checkpoints():
     model, meta = T.load_checkpoint(RESULTS / "checkpoints" / "induction-mamba")
     ev = T.evaluate(model, "induction", 1024, meta["config"]["vocab_size"], n_samples=32, path="recurrent")
     assert ev["accuracy"] >= 0.9
+
+
+# ----------------------------------------------------------------------------------------------
+# The selectivity ablation (chapter 06)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_s6_parts_that_are_not_selective_ignore_the_token():
+    from mamba_edu.selective import S6
+
+    torch.manual_seed(0)
+    x, x2 = torch.randn(2, 8, 5), torch.randn(2, 8, 5)
+    full = S6(8, 4)
+    d1, B1, C1 = full.projections(x)
+    d2, B2, C2 = full.projections(x2)
+    assert not torch.allclose(d1, d2) and not torch.allclose(B1, B2) and not torch.allclose(C1, C2)
+    for sel, fixed in [("delta", ("B", "C")), ("B,C", ("delta",)), ("", ("delta", "B", "C")), ("C", ("delta", "B"))]:
+        layer = S6(8, 4, selective=sel)
+        a, b = dict(zip(("delta", "B", "C"), layer.projections(x))), dict(zip(("delta", "B", "C"), layer.projections(x2)))
+        for part in ("delta", "B", "C"):
+            same = torch.equal(a[part], b[part])
+            assert same == (part in fixed), (sel, part)
+            if part in fixed:  # the same at every token too
+                assert torch.equal(a[part], a[part][..., :1].expand_as(a[part]))
+        y = layer(x)
+        y.sum().backward()  # the fixed B / C are parameters that learn
+        for part in ("B", "C"):
+            if part in fixed:
+                assert getattr(layer, f"{part}_fixed").grad is not None
+    assert not hasattr(full, "B_fixed")  # the default model is unchanged (old checkpoints still load)
+    for bad in ("delta,D", "B,B", 3):
+        with pytest.raises(ValueError, match="argument 'selective'"):
+            S6(8, 4, selective=bad)
+
+
+def test_ablation_config_reaches_the_model_and_decoding_agrees():
+    cfg = T.TrainConfig(task="induction", model="mamba", seq_len=8, vocab_size=5, d_model=8, n_layers=1, d_state=2,
+                        selective="delta")
+    assert T.model_kwargs(cfg)["selective"] == "delta"
+    assert "selective" not in T.model_kwargs(T.TrainConfig())  # default: nothing changes
+    model = T.build_model(cfg)
+    assert model.layers[0].mixer.s6.selective == frozenset({"delta"})
+    tokens = torch.randint(0, 5, (2, 9))
+    with torch.no_grad():
+        logits = model(tokens)
+        state = model.init_state(2)
+        for t in range(9):
+            step_logits, state = model.step(tokens[:, t], state)
+    assert torch.allclose(step_logits, logits[:, -1], atol=1e-5)
+    with pytest.raises(ValueError, match="argument 'selective'"):
+        T.TrainConfig(selective="gamma").validate()
+
+
+def test_selectivity_ablation_writes_every_variant(tmp_path, monkeypatch):
+    small = T.TrainConfig(task="induction", model="mamba", seq_len=8, vocab_size=5, d_model=8, n_layers=1, d_state=2,
+                          steps=2, eval_every=2, eval_size=8)
+    monkeypatch.setitem(T.REPRODUCE_RUNS, "copy-mamba", small)
+    monkeypatch.setattr(T, "FINAL_EVAL_SIZE", 16)
+    res = T.selectivity_ablation(tmp_path / "abl.json", seeds=(0,))
+    saved = json.loads((tmp_path / "abl.json").read_text())
+    assert [r["variant"] for r in saved["runs"]] == list(T.ABLATION_VARIANTS)
+    assert {r["selective"] for r in saved["runs"]} == set(T.ABLATION_VARIANTS.values())
+    assert all(0 <= r["accuracy"] <= 1 for r in res["runs"]) and saved["command"].startswith("mamba-edu train --ablation")
+    with pytest.raises(ValueError, match="argument 'workers'"):
+        T.selectivity_ablation(tmp_path / "x.json", workers=0)
+
+
+def test_committed_selectivity_ablation():
+    path = Path(__file__).resolve().parents[1] / "results" / "ablation" / "selectivity.json"
+    if not path.exists():
+        pytest.skip("no committed ablation yet")
+    res = json.loads(path.read_text())
+    assert set(res["variants"]) == set(T.ABLATION_VARIANTS) and len(res["runs"]) == len(res["variants"]) * len(res["seeds"])
+    for r in res["runs"]:
+        assert 0 <= r["accuracy"] <= 1 and r["selective"] == T.ABLATION_VARIANTS[r["variant"]]

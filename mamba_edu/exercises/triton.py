@@ -8,10 +8,14 @@
     check_scan_kernel(kernel)        kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, out_ptr, dim, L, N,
                                      BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
                                      the selective scan, one time step per loop iteration, state in registers
+    check_tiled_scan(fn)            fn(u, delta, A, B, C, BLOCK_D) -> out: the launch, tiled over channels
+    check_chunked_states(fn)        fn(a, b, T) -> h: chunks of time with a carried state
+    check_scan_backward(fn)         fn(a, b, checkpoints, grad_h, K) -> (grad_a, grad_b): recompute from checkpoints
 
 Each check launches the learner's `@triton.jit` kernel on small inputs (on a CUDA GPU, or on a CPU
 when TRITON_INTERPRET=1 was set before the kernel was defined: Triton's interpreter) and compares
-with PyTorch or `mamba_edu.selective_scan_ref`. Every tensor the kernel writes sits inside a larger
+with PyTorch or `mamba_edu.selective_scan_ref`; the last three run with mamba_edu's scans unavailable and
+compare with the check's own loop. Every tensor the kernel writes sits inside a larger
 buffer whose tail (the guard) holds a known value: a store past the end lands there and is reported
 ("add a mask"), instead of corrupting memory. None raises.
 """
@@ -24,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..selective import selective_scan_ref
+from ._blocking import run_blocked as _run_blocked
 from ._core import Mismatch, Verdict, _is_stub, compare, gen, run_check, unwrap
 
 GUARD_VALUE = -12345.0  # what every guard zone and every not-yet-written output element holds
@@ -217,3 +222,139 @@ def check_scan_kernel(kernel, quiet: bool = False) -> Verdict:
     cases = [_scan_case(1, 3, 5, 2, 4, 2), _scan_case(2, 5, 9, 3, 2, 4), _scan_case(1, 4, 12, 4, 4, 4)]
     return _check_kernel("scan_kernel", kernel, cases, quiet=quiet,
                          success="correct: your kernel keeps the state in registers and matches the reference.")
+
+
+# ----------------------------------------------------------------------------------------------
+# The ladder of chapter 09, steps 2-4: these checks make the library's scans unavailable while they
+# run (a learner who calls them, by any name, gets an error that says so), and compute their own
+# answers with a plain loop before that.
+# ----------------------------------------------------------------------------------------------
+
+
+def _loop_states(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The check's own oracle: h_t = a_t·h_{t−1} + b_t, h_{−1} = 0, by a loop over the last axis (float64)."""
+    a, b = a.double(), b.double()
+    h = torch.zeros(a.shape[:-1], dtype=torch.float64)
+    out = []
+    for t in range(a.shape[-1]):
+        h = a[..., t] * h + b[..., t]
+        out.append(h)
+    return torch.stack(out, dim=-1)
+
+
+# ---- step 2: tiling over channels: the launch ------------------------------------------------
+
+
+def _tiled_case(b: int, dim: int, L: int, N: int, block_d: int):
+    name = f"batch {b}, dim {dim}, L {L}, N {N}, BLOCK_D {block_d}"
+
+    def test(fn):
+        g = torch.Generator().manual_seed(7 * dim + L + block_d)
+        u = torch.randn(b, dim, L, generator=g)  # (b, d, L)
+        delta = _softplus(0.5 * torch.randn(b, dim, L, generator=g) - 1.0)  # (b, d, L)
+        A = -torch.exp(0.5 * torch.randn(dim, N, generator=g))  # (d, N)
+        B, C = torch.randn(b, N, L, generator=g), torch.randn(b, N, L, generator=g)  # (b, N, L)
+        a = torch.exp(delta.double()[..., None, :] * A.double()[None, :, :, None])  # (b, d, N, L)
+        bu = (delta * u).double()[..., None, :] * B.double()[:, None]  # (b, d, N, L)
+        want = (_loop_states(a, bu) * C.double()[:, None]).sum(2)  # (b, d, L)
+        dev = _device()
+        got = _run_blocked(fn, *(t.to(dev) for t in (u, delta, A, B, C)), block_d)
+        if isinstance(got, torch.Tensor) and got.shape == want.shape:
+            idle = (got.cpu() == GUARD_VALUE) | ~torch.isfinite(got.cpu())
+            if bool(idle.any()) and bool(idle[:, -1].any()) and not bool(idle[:, 0].any()):
+                raise Mismatch("the last channels were never computed: the grid needs ⌈dim / BLOCK_D⌉ channel "
+                               "blocks (triton.cdiv(dim, BLOCK_D)), not dim // BLOCK_D")
+        compare(got.cpu() if isinstance(got, torch.Tensor) else got, want, "out (batch, channel, t)",
+                rtol=1e-4, atol=1e-4)
+    return name, test
+
+
+def check_tiled_scan(fn, quiet: bool = False) -> Verdict:
+    """fn(u, delta, A, B, C, BLOCK_D) -> out (batch, dim, L): allocate out, choose BLOCK_N, and launch your
+    `scan_kernel` on a grid tiled over channels, BLOCK_D channels per program. Checked for BLOCK_D = 1, 2, 4, 8
+    with dim and N multiples of nothing; mamba_edu's scans are unavailable while it runs."""
+    cases = [_tiled_case(1, 5, 6, 3, 1), _tiled_case(2, 7, 5, 5, 2), _tiled_case(1, 13, 4, 3, 4),
+             _tiled_case(2, 6, 3, 2, 8)]
+    return run_check("tiled_scan", fn, cases, quiet=quiet,
+                     success="correct: the grid covers every channel block, whatever BLOCK_D.")
+
+
+# ---- step 3: chunks of time with a carried state ------------------------------------------------
+
+
+def _chunk_case(shape: tuple, L: int, T: int):
+    name = f"a, b of shape {(*shape, L)}, chunks of T = {T}"
+
+    def test(fn):
+        g = torch.Generator().manual_seed(L * 31 + T)
+        a = torch.rand(*shape, L, generator=g, dtype=torch.float64) * 0.6 + 0.4  # (..., L)
+        b = torch.randn(*shape, L, generator=g, dtype=torch.float64)  # (..., L)
+        want = _loop_states(a, b)  # (..., L)
+        got = _run_blocked(fn, a.clone(), b.clone(), T)
+        if isinstance(got, torch.Tensor) and got.shape == want.shape and T < L:
+            first = want[..., :T]
+            if bool(torch.allclose(got[..., :T], first)) and not bool(torch.allclose(got[..., T:], want[..., T:])):
+                starts = torch.cat([_loop_states(a[..., s:s + T], b[..., s:s + T]) for s in range(0, L, T)], -1)
+                if bool(torch.allclose(got, starts)):
+                    raise Mismatch("every chunk starts from zero: the state carried in from the previous chunk is "
+                                   "missing (h_t = P_t·h_carry + h_local_t, P_t the product of a inside the chunk)")
+                raise Mismatch(f"the first chunk (t < {T}) is right, later ones are not: h_carry is the LAST state of "
+                               "the previous chunk, and it enters through the prefix product P_t of this chunk")
+        compare(got, want, "h (…, t)", rtol=1e-9, atol=1e-9)
+    return name, test
+
+
+def check_chunked_states(fn, quiet: bool = False) -> Verdict:
+    """fn(a, b, T) -> h with h_t = a_t·h_{t−1} + b_t (h_{−1} = 0) over the last axis, computed chunk by chunk:
+    each chunk of T steps from zero (local states and prefix products), then h = P·h_carry + h_local with the
+    carry passed from chunk to chunk. L need not be a multiple of T; mamba_edu's scans are unavailable."""
+    cases = [_chunk_case((), 12, 4), _chunk_case((3,), 13, 5), _chunk_case((2, 2), 7, 1),
+             _chunk_case((2,), 6, 16)]
+    return run_check("chunked_states", fn, cases, quiet=quiet,
+                     success="correct: local scans plus a carried state give every state of the sequence.")
+
+
+# ---- step 4: the backward, recomputing from checkpoints -----------------------------------------
+
+
+def _backward_case(shape: tuple, L: int, K: int):
+    name = f"a, b of shape {(*shape, L)}, a checkpoint every K = {K} steps"
+
+    def test(fn):
+        g = torch.Generator().manual_seed(L * 17 + K)
+        a = torch.rand(*shape, L, generator=g, dtype=torch.float64) * 0.6 + 0.4  # (..., L)
+        b = torch.randn(*shape, L, generator=g, dtype=torch.float64)  # (..., L)
+        gh = torch.randn(*shape, L, generator=g, dtype=torch.float64)  # (..., L): ∂loss/∂h_t
+        h = _loop_states(a, b)  # (..., L)
+        ckpt = h[..., K - 1::K].clone() if K <= L else h[..., :0].clone()  # (..., ⌊L/K⌋): h at t = K−1, 2K−1, …
+        ar, br = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+        hr = []
+        state = torch.zeros(shape, dtype=torch.float64)
+        for t in range(L):
+            state = ar[..., t] * state + br[..., t]
+            hr.append(state)
+        torch.autograd.backward(torch.stack(hr, -1), gh)
+        got = _run_blocked(fn, a.clone(), b.clone(), ckpt, gh.clone(), K)
+        if not (isinstance(got, (tuple, list)) and len(got) == 2):
+            raise Mismatch(f"expected a pair (grad_a, grad_b), got {type(got).__name__}")
+        ga, gb = got
+        compare(gb, br.grad, "grad_b = ∂loss/∂b_t (the reverse recurrence g_t = ∂loss/∂h_t + a_{t+1}·g_{t+1})",
+                rtol=1e-9, atol=1e-9)
+        if isinstance(ga, torch.Tensor) and ga.shape == ar.grad.shape and L > 1:
+            if bool(torch.allclose(ga, gb * h)):
+                raise Mismatch("grad_a used h_t: the derivative of a_t·h_{t−1} + b_t by a_t is g_t·h_{t−1}, the "
+                               "state BEFORE step t (h_{−1} = 0)")
+        compare(ga, ar.grad, "grad_a = ∂loss/∂a_t = g_t·h_{t−1} (h recomputed from the checkpoints)",
+                rtol=1e-9, atol=1e-9)
+    return name, test
+
+
+def check_scan_backward(fn, quiet: bool = False) -> Verdict:
+    """fn(a, b, checkpoints, grad_h, K) -> (grad_a, grad_b) of h_t = a_t·h_{t−1} + b_t (h_{−1} = 0), given only
+    the states at t = K−1, 2K−1, … (checkpoints, shape (..., ⌊L/K⌋)) and ∂loss/∂h (grad_h): recompute each chunk's
+    states from its checkpoint, run g_t = grad_h_t + a_{t+1}·g_{t+1} backwards, grad_b = g, grad_a_t = g_t·h_{t−1}.
+    Compared with autograd through a plain loop; mamba_edu's scans are unavailable while it runs."""
+    cases = [_backward_case((), 8, 4), _backward_case((3,), 11, 4), _backward_case((2,), 5, 1),
+             _backward_case((2, 2), 6, 8)]
+    return run_check("scan_backward", fn, cases, quiet=quiet,
+                     success="correct: the states recomputed from checkpoints give the exact gradients.")

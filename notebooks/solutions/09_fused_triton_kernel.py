@@ -5,7 +5,12 @@ before this file is imported, as `make test` does)."""
 import triton
 import triton.language as tl
 
-from mamba_edu.exercises.triton import check_add_kernel, check_discretise_kernel, check_scan_kernel
+import torch
+
+import mamba_edu
+from mamba_edu.exercises.triton import (check_add_kernel, check_chunked_states, check_discretise_kernel,
+                                       check_scan_backward, check_scan_kernel, check_tiled_scan)
+from mamba_edu.scan import scan_chunked
 
 # Exercise 1: vector addition with a mask ---------------------------------------------------
 
@@ -180,10 +185,153 @@ def scan_kernel_no_delta_on_input(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, out_ptr
         tl.store(out_ptr + row + t, tl.sum(h * Ct[None, :], axis=1), mask=mask_d)
 
 
+# Exercise 4: the launch, tiled over channels ----------------------------------------------------
+
+
+def tiled_scan(u, delta, A, B, C, BLOCK_D):
+    batch, dim, L = u.shape
+    N = A.shape[1]
+    out = torch.empty(batch, dim, L, device=u.device, dtype=torch.float32)  # (batch, dim, L)
+    grid = (batch, triton.cdiv(dim, BLOCK_D))  # every channel block, the last one ragged
+    scan_kernel[grid](u, delta, A, B, C, out, dim, L, N, BLOCK_D=BLOCK_D, BLOCK_N=triton.next_power_of_2(N))
+    return out
+
+
+def tiled_scan_floor_grid(u, delta, A, B, C, BLOCK_D):
+    batch, dim, L = u.shape
+    N = A.shape[1]
+    out = torch.full((batch, dim, L), -12345.0, device=u.device)  # what was never written shows
+    scan_kernel[(batch, dim // BLOCK_D)](u, delta, A, B, C, out, dim, L, N, BLOCK_D=BLOCK_D,
+                                         BLOCK_N=triton.next_power_of_2(N))  # drops the ragged last block
+    return out
+
+
+def tiled_scan_calls_the_library(u, delta, A, B, C, BLOCK_D):
+    return mamba_edu.selective_scan(u, delta, A, B, C, impl="triton_simple")  # not the exercise
+
+
+# Exercise 5: chunks of time with a carried state ----------------------------------------------
+
+
+def chunked_states(a, b, T):
+    L = a.shape[-1]
+    h_carry = torch.zeros(a.shape[:-1], dtype=a.dtype)  # (...)
+    out = []
+    for s in range(0, L, T):
+        ac, bc = a[..., s:s + T], b[..., s:s + T]  # (..., T') this chunk
+        P = torch.cumprod(ac, dim=-1)  # (..., T'): a_s·…·a_t inside the chunk
+        h_local = torch.zeros_like(bc)  # (..., T'): the chunk's states from zero
+        h = torch.zeros(a.shape[:-1], dtype=a.dtype)
+        for t in range(ac.shape[-1]):
+            h = ac[..., t] * h + bc[..., t]
+            h_local[..., t] = h
+        hc = P * h_carry[..., None] + h_local  # (..., T'): the carry enters in one multiply-add
+        out.append(hc)
+        h_carry = hc[..., -1]  # the chunk's last state
+    return torch.cat(out, dim=-1)
+
+
+def chunked_states_from_zero(a, b, T):
+    out = []
+    for s in range(0, a.shape[-1], T):
+        ac, bc = a[..., s:s + T], b[..., s:s + T]
+        h, hs = torch.zeros(a.shape[:-1], dtype=a.dtype), []
+        for t in range(ac.shape[-1]):
+            h = ac[..., t] * h + bc[..., t]
+            hs.append(h)
+        out.append(torch.stack(hs, -1))  # no carry: every chunk starts from zero
+    return torch.cat(out, dim=-1)
+
+
+def chunked_states_first_as_carry(a, b, T):
+    h_carry = torch.zeros(a.shape[:-1], dtype=a.dtype)
+    out = []
+    for s in range(0, a.shape[-1], T):
+        ac, bc = a[..., s:s + T], b[..., s:s + T]
+        P = torch.cumprod(ac, dim=-1)
+        h, hs = torch.zeros(a.shape[:-1], dtype=a.dtype), []
+        for t in range(ac.shape[-1]):
+            h = ac[..., t] * h + bc[..., t]
+            hs.append(h)
+        hc = P * h_carry[..., None] + torch.stack(hs, -1)
+        out.append(hc)
+        h_carry = hc[..., 0]  # the chunk's FIRST state
+    return torch.cat(out, dim=-1)
+
+
+def chunked_states_calls_the_library(a, b, T):
+    return scan_chunked(a, b, chunk=T)
+
+
+# Exercise 6: the backward, recomputing from checkpoints -----------------------------------------
+
+
+def scan_backward(a, b, checkpoints, grad_h, K):
+    L = a.shape[-1]
+    grad_a, grad_b = torch.zeros_like(a), torch.zeros_like(b)
+    g_next = torch.zeros(a.shape[:-1], dtype=a.dtype)  # g_{t+1}
+    a_next = torch.zeros(a.shape[:-1], dtype=a.dtype)  # a_{t+1} (0 after the last step)
+    starts = list(range(0, L, K))
+    for s in reversed(starts):  # chunks from the last to the first
+        e = min(s + K, L)
+        c = s // K  # the checkpoint before this chunk holds h_{s−1}
+        h = checkpoints[..., c - 1] if c >= 1 else torch.zeros(a.shape[:-1], dtype=a.dtype)
+        hs = [h]  # h_{s−1}, h_s, …, h_{e−1}: recomputed, never stored for the whole sequence
+        for t in range(s, e):
+            hs.append(a[..., t] * hs[-1] + b[..., t])
+        for t in range(e - 1, s - 1, -1):
+            g = grad_h[..., t] + a_next * g_next  # g_t = ∂loss/∂h_t + a_{t+1}·g_{t+1}
+            grad_b[..., t] = g
+            grad_a[..., t] = g * hs[t - s]  # h_{t−1}
+            g_next, a_next = g, a[..., t]
+    return grad_a, grad_b
+
+
+def scan_backward_uses_h_t(a, b, checkpoints, grad_h, K):
+    L = a.shape[-1]
+    h, hs = torch.zeros(a.shape[:-1], dtype=a.dtype), []
+    for t in range(L):
+        h = a[..., t] * h + b[..., t]
+        hs.append(h)
+    grad_a, grad_b = torch.zeros_like(a), torch.zeros_like(b)
+    g_next = a_next = torch.zeros(a.shape[:-1], dtype=a.dtype)
+    for t in range(L - 1, -1, -1):
+        g = grad_h[..., t] + a_next * g_next
+        grad_b[..., t], grad_a[..., t] = g, g * hs[t]  # h_t, not h_{t−1}
+        g_next, a_next = g, a[..., t]
+    return grad_a, grad_b
+
+
+def scan_backward_chunks_from_zero(a, b, checkpoints, grad_h, K):
+    L = a.shape[-1]
+    grad_a, grad_b = torch.zeros_like(a), torch.zeros_like(b)
+    g_next = a_next = torch.zeros(a.shape[:-1], dtype=a.dtype)
+    for s in reversed(range(0, L, K)):
+        e = min(s + K, L)
+        hs = [torch.zeros(a.shape[:-1], dtype=a.dtype)]  # ignores the checkpoint: the chunk starts from zero
+        for t in range(s, e):
+            hs.append(a[..., t] * hs[-1] + b[..., t])
+        for t in range(e - 1, s - 1, -1):
+            g = grad_h[..., t] + a_next * g_next
+            grad_b[..., t], grad_a[..., t] = g, g * hs[t - s]
+            g_next, a_next = g, a[..., t]
+    return grad_a, grad_b
+
+
+def scan_backward_same_step_decay(a, b, checkpoints, grad_h, K):
+    ga, gb = scan_backward(torch.roll(a, -1, dims=-1), b, checkpoints, grad_h, K)  # a_t where a_{t+1} belongs
+    return ga, gb
+
+
 EXERCISES = [
     (check_add_kernel, add_kernel, [add_kernel_no_mask, add_kernel_first_block_only, add_kernel_subtracts]),
     (check_discretise_kernel, discretise_kernel,
      [discretise_kernel_no_softplus, discretise_kernel_mask_d_only, discretise_kernel_row_stride_block]),
     (check_scan_kernel, scan_kernel,
      [scan_kernel_output_before_update, scan_kernel_no_batch_offset, scan_kernel_no_delta_on_input]),
+    (check_tiled_scan, tiled_scan, [tiled_scan_floor_grid, tiled_scan_calls_the_library]),
+    (check_chunked_states, chunked_states,
+     [chunked_states_from_zero, chunked_states_first_as_carry, chunked_states_calls_the_library]),
+    (check_scan_backward, scan_backward,
+     [scan_backward_uses_h_t, scan_backward_chunks_from_zero, scan_backward_same_step_decay]),
 ]
