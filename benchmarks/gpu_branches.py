@@ -57,6 +57,9 @@ def run_notebook(path: Path) -> dict:
             rec.update(status="error", error=str(e).strip().splitlines()[-1][:500])
         except Exception as e:  # a kernel that died, a timeout
             rec.update(status="error", error=f"{type(e).__name__}: {str(e)[:500]}")
+        finally:  # a client given its kernel manager does not own it: it leaves the kernel running
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
         rec["seconds"] = round(time.perf_counter() - t0, 1)
     for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         errs = [o for o in cell.get("outputs", []) if o.output_type == "error"]

@@ -121,6 +121,8 @@ ONE_CONCEPT_BUT_LONG = {
     "mamba_edu.train": "training and evaluating the task models",
     "mamba_edu.ssd": "Mamba-2's state space duality",
     "mamba_edu.mamba3": "Mamba-3: its recurrence in three forms (step, chunked, complex) and its layer",
+    "mamba_edu.course.grade": "grading a class: run each notebook isolated, judge in the grader's process, report "
+                              "(914 lines: to be split into runner / judge / reports)",
     "mamba_edu.cli": "the mamba-edu command: one parser and one handler per subcommand",
     "mamba_edu.scan": "the parallel scans",
     "mamba_edu.kernels.selective_scan_fused": "the fused kernel's Triton code",

@@ -65,7 +65,11 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
         client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, startup_timeout=120,
                                 resources={"metadata": {"path": str(path.parent)}})
         t0 = time.perf_counter()
-        client.execute()
+        try:
+            client.execute()
+        finally:  # a client given its kernel manager does not own it: it leaves the kernel running
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
         seconds = time.perf_counter() - t0
     finally:
         if env_before is None:
