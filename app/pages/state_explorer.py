@@ -21,7 +21,10 @@ from mamba_edu.viz.tasks import token_roles
 CHECKPOINTS = ROOT / "results" / "tasks" / "checkpoints"
 DELTAS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
 METHODS = {"zoh": "zero-order hold", "bilinear": "bilinear", "euler": "Euler"}
-MAX_N, MAX_L, MAX_TEXT = 64, 4096, 512
+MAX_N, MAX_L = 64, 4096
+# Typed text becomes one token per character, one per UTF-8 byte beyond ASCII (an emoji is 4): the limit
+# counts tokens, what is computed and drawn. A trained model's page at this length reruns in well under 3 s.
+MAX_TOKENS = 512
 # The states of a dense system cost L·N³ multiply-adds (explore.lti_cost); beyond this a CPU rerun
 # takes more than about half a second, so larger settings are refused (a GPU machine allows 8× more).
 CPU_BUDGET = 2**26
@@ -131,6 +134,7 @@ def lti_controls(col):
     text = ""
     if kind == "text":
         text = col.text_input("Text (one token per character)", DEFAULT_TEXT["selective-copy"], key="se_text",
+                              max_chars=MAX_TOKENS,
                               help=f"Mapped as for selective copying: '{NOISE_CHARS.strip()}' and spaces are noise, "
                                    f"'{MARKER_CHAR}' a marker, every other character a data token.")
         L = len(text)
@@ -140,9 +144,21 @@ def lti_controls(col):
     return N, dt, method, kind, text, L, seed
 
 
+def text_tokens(text: str) -> int:
+    """How many tokens the text becomes: one per UTF-8 byte (a character outside ASCII has 2 to 4)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def refuse_long_text(text: str) -> None:
+    n = text_tokens(text)
+    refuse_if(n > MAX_TOKENS, f"The text makes {n} tokens ({len(text)} characters; one token per byte, so a "
+                              f"character outside ASCII counts 2 to 4); this page reads at most {MAX_TOKENS}.")
+
+
 def show_lti(system, ctrl, main):
     N, dt, method, kind, text, L, seed = ctrl
-    refuse_if(len(text) > MAX_TEXT, f"The text has {len(text)} characters; this page reads at most {MAX_TEXT}.")
+    refuse_long_text(text)
+    L = text_tokens(text) if kind == "text" else L
     dense = not system.startswith("s4d-")
     cost, budget = explore.lti_cost(N, L, dense), CPU_BUDGET * (8 if on_gpu() else 1)
     refuse_if(cost > budget, f"N = {N} and L = {L} need {cost:.2g} multiply-adds for the states of a dense system, "
@@ -175,9 +191,9 @@ def show_selective(name, task, col, main):
     else:
         special = (f"'{NOISE_CHARS.strip()}' and spaces are noise, '{MARKER_CHAR}' a marker"
                    if task == "selective-copy" else f"'{SPECIAL_CHAR}' is the trigger token")
-        text = col.text_input("Text (one token per character)", DEFAULT_TEXT[task], key=f"se_text_{task}",
+        text = col.text_input("Text (one token per character)", DEFAULT_TEXT[task], key=f"se_text_{task}", max_chars=MAX_TOKENS,
                               help=f"{special}; every other character becomes a token (its byte modulo the vocabulary).")
-        refuse_if(len(text) > MAX_TEXT, f"The text has {len(text)} characters; this page reads at most {MAX_TEXT}.")
+        refuse_long_text(text)
     layer = col.slider("Layer", 0, len(model.layers) - 1, 0, key=f"se_layer_{name}") if len(model.layers) > 1 else 0
     cfg, tokens, targets, trace, predictions, selectivity = selective_run(name, source, seed, text, layer)
     e = trace.h.shape[1]
