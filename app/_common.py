@@ -152,7 +152,8 @@ def page_header(file: str, intro: str) -> PageInfo:
 
 def show(fig, key: str | None = None) -> None:
     """Draw a mamba_edu.viz figure with its own styling (the same look as in the notebooks)."""
-    st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
+    # no plotly toolbar: on a phone it covers the title (drag still zooms, a double click resets)
+    st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False, "displayModeBar": False})
 
 
 # ----------------------------------------------------------------------------------------------
