@@ -68,7 +68,7 @@ def test_defaults_show_both_models_on_one_input():
     seq, tr, tr_lti, memory, right = expected()
     m = metrics(at)
     assert m["Answers right (Mamba | LTI)"] == f"{right[0]}/4 | {right[1]}/4"
-    share_mamba, share_lti = [int(v.rstrip("%")) for v in m["Data's share of the state at t (Mamba | LTI)"].split(" | ")]
+    share_mamba, share_lti = [int(v.rstrip("%")) for v in m["Data in the state at t (Mamba | LTI)"].split(" | ")]
     assert share_mamba > 60 > 40 > share_lti  # the selective model's state holds the data, the LTI's the noise
     figs = figures(at)
     assert len(figs) == 5

@@ -10,6 +10,7 @@ Layout rules (every builder goes through `style`):
 
 from __future__ import annotations
 
+import math
 import re
 
 import plotly.graph_objects as go
@@ -53,15 +54,45 @@ def lines(text: str | None) -> int:
     return 0 if not text else text.count("<br>") + 1
 
 
+def _title_pad(fig: go.Figure) -> int:
+    """Room between the title and the plot: more where panel titles (annotations at the top) sit there."""
+    panel_titles = any(getattr(a, "yref", None) == "paper" and (a.y or 0) >= 0.99 for a in fig.layout.annotations)
+    return 30 if panel_titles else 8
+
+
+def _span_decades(fig: go.Figure, axis: str) -> float:
+    """How many decades the data drawn on `axis` ("xaxis", "yaxis2", …) span (0 if unknown)."""
+    letter, ref = axis[0], axis[0] + axis[5:]  # "yaxis2" → "y", "y2"
+    values = []
+    for tr in fig.data:
+        if (getattr(tr, letter + "axis", None) or letter) != ref:
+            continue
+        for v in getattr(tr, letter, None) if getattr(tr, letter, None) is not None else ():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v):
+                values.append(v)
+    return math.log10(max(values) / min(values)) if values else 0.0
+
+
+def decade_ticks(fig: go.Figure) -> go.Figure:
+    """Label only the powers of ten on every log axis whose data span more than two decades (plotly
+    also labels 2 and 5 of each decade, which overlap on a small chart)."""
+    for name in [k for k in fig.layout.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]:
+        ax = fig.layout[name]
+        if ax.type == "log" and ax.tickvals is None and ax.dtick is None and _span_decades(fig, name) > 2:
+            ax.update(dtick=1)
+    return fig
+
+
 def style(fig: go.Figure, title: str | None = None, x: str | None = None, y: str | None = None,
           height: int = 380) -> go.Figure:
     """Apply the common layout: title (wrapped), axis labels (wrapped), white template, compact margins,
     the legend under the plot."""
     title = wrap(title, TITLE_CHARS)
     fig.update_layout(template="plotly_white", height=height, colorway=COLORS,
-                      title=dict(text=title, x=0, xref="container", xanchor="left", y=1, yref="container",
-                                 yanchor="top", pad=dict(l=12, t=10), font=dict(size=TITLE_SIZE)),
-                      margin=dict(l=60, r=20, t=20 + LINE_PX * lines(title), b=50),
+                      title=dict(text=title, x=0, xref="container", xanchor="left", y=1, yref="paper",
+                                 yanchor="bottom", pad=dict(l=12, b=_title_pad(fig)), font=dict(size=TITLE_SIZE),
+                                 automargin=True),  # above the plot (and the panel titles); the margin grows to fit
+                      margin=dict(l=60, r=20, t=20 if title else 16, b=50),
                       legend=LEGEND_BELOW)
     if x is not None:
         fig.update_xaxes(title_text=wrap(x, AXIS_CHARS))
@@ -69,4 +100,4 @@ def style(fig: go.Figure, title: str | None = None, x: str | None = None, y: str
         fig.update_yaxes(title_text=wrap(y, AXIS_CHARS))
     fig.update_xaxes(automargin=True)
     fig.update_yaxes(automargin=True)
-    return fig
+    return decade_ticks(fig)

@@ -27,7 +27,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from ..probe import DELTA_FLOOR
-from ._style import COLORS, DIVERGING, SEQUENTIAL, style
+from ._style import AXIS_CHARS, COLORS, DIVERGING, SEQUENTIAL, decade_ticks, style, wrap
 from .tasks import ROLES
 
 
@@ -132,7 +132,7 @@ def token_series(series: Mapping[str, object], token_labels: Sequence[str] | Non
         _hover_labels(fig, token_labels)
     if log_y:
         fig.update_layout(yaxis=dict(type="log", exponentformat="power"))  # not yaxis2 (the shading's)
-    return fig
+    return decade_ticks(fig)
 
 
 def kept_bars(kept: Mapping[str, object], roles: Sequence[str], token_labels: Sequence[str] | None = None,
@@ -160,7 +160,8 @@ def kept_bars(kept: Mapping[str, object], roles: Sequence[str], token_labels: Se
         fig.update_yaxes(title_text="‖c_s‖ / max" if normalize else "‖c_s‖", row=i + 1, col=1)
     at = f" at t = {t}" if t is not None else ""
     fig = style(fig, title, height=height or 150 + 170 * len(names))
-    fig.update_xaxes(title_text=f"token s (what it wrote that is still in the state{at})", row=len(names), col=1)
+    fig.update_xaxes(title_text=wrap(f"token s (what it wrote that is still in the state{at})", AXIS_CHARS),
+                     row=len(names), col=1)
     if token_labels is not None:
         for i in range(len(names)):
             _token_axis(fig, list(token_labels)[:n], n, row=i + 1, col=1)

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ._style import COLORS, DIVERGING, style
+from ._style import COLORS, DIVERGING, decade_ticks, style
 
 
 def _list(v) -> list:
@@ -83,7 +83,7 @@ def trajectories(t, series: Mapping[str, object], *, x_title: str = "time t (s)"
         fig.update_yaxes(type="log", exponentformat="power")
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
-    return fig
+    return decade_ticks(fig)
 
 
 def eigenvalues_vs_unit_circle(eigvals: Mapping[str, torch.Tensor], *, labels: Mapping[str, Sequence[str]] | None = None,
