@@ -89,7 +89,7 @@ def figures(seed: int, L: int, lti: str, layer: int, n_channels: int, t: int):
     norm_sel = sel.h[:, memory].abs().pow(2).sum((1, 2)).sqrt()[0]  # (T,) ‖h_t‖ over those channels
     norms = token_series({f"{names['selective']}, those channels": norm_sel,
                           f"{names['lti']}, all channels": probe.state_norm(lin)[0]}, labels, highlight=data_pos,
-                         normalize=True, y_title="‖h_t‖", title="‖h_t‖ over time (each scaled to its maximum)")
+                         normalize=True, y_title="‖h<sub>t</sub>‖", title="‖h<sub>t</sub>‖ over time (each scaled to its maximum)")
     noise = tokens == tasks.NOISE
     ratio = float(d_sel[data_pos].median() / d_sel[noise].median()) if data_pos and bool(noise.any()) else float("nan")
     stats = {"right": right, "k": len(answers), "share": share, "data_fraction": float(near.float().mean()),

@@ -76,11 +76,11 @@ def lti_figures(system, N, seed, dt, method, kind, L, text):
     u_title = "input u (token / (V − 1))" if tokens is not None else "input u"
     io = input_output(u, y, x_title="time step k", u_title=u_title, y_title="output y = C x",
                       title="Input and output")
-    kernel = conv_kernel({f"K ({METHODS[method]})": K}, dt=dt, title="Kernel K_l = C·Ab^l·Bb")
+    kernel = conv_kernel({f"K ({METHODS[method]})": K}, dt=dt, title="Kernel K<sub>l</sub> = C Ā<sup>l</sup> B̄")
     kernel.update_xaxes(title_text="time lag l·Δ (s)")
     rho = run.spectral_radius
-    eig = eigenvalues_vs_unit_circle({"eig(Ab)": run.eigenvalues}, limit=max(1.15, min(1.05 * rho, 4.0)),
-                                     title="Eigenvalues of Ab")
+    eig = eigenvalues_vs_unit_circle({"eigenvalues of Ā": run.eigenvalues}, limit=max(1.15, min(1.05 * rho, 4.0)),
+                                     title="Eigenvalues of Ā")
     return player, io, kernel, eig, rho, n
 
 
@@ -113,15 +113,15 @@ def selective_figures(name: str, source: str, seed: int, text: str, layer: int, 
     y = probe.ssm_output(trace)[0, channel]  # (T,)
     a = trace.a[0, channel]  # (n, T): exp(Δ_t·A), one column per token
     player = state_player(h, x_title="token position t", y_title="state entry n", colorbar_title="h",
-                          start=int(h.norm(dim=1).argmax()), title=f"{name}, layer {layer}, channel {channel}: the state h_t after each token")
-    io = input_output(trace.u[0, channel], y, x_title="token position t", u_title="S6 input x_t",
-                      y_title="y_t = C_t·h_t", title="Input and output")
+                          start=int(h.norm(dim=1).argmax()), title=f"{name}, layer {layer}, channel {channel}: the state h<sub>t</sub> after each token")
+    io = input_output(trace.u[0, channel], y, x_title="token position t", u_title="S6 input x<sub>t</sub>",
+                      y_title="y<sub>t</sub> = C<sub>t</sub> h<sub>t</sub>", title="Input and output")
     data = [i for i, r in enumerate(roles) if r in ("data", "key")]
-    delta = token_series({"Δ_t": trace.delta[0, channel]}, ids, y_title="step Δ_t (log scale)", highlight=data,
-                         log_y=True, title="Δ_t: no fixed kernel")
+    delta = token_series({"Δ<sub>t</sub>": trace.delta[0, channel]}, ids, y_title="step Δ<sub>t</sub> (log scale)", highlight=data,
+                         log_y=True, title="Δ<sub>t</sub> changes with every token: no fixed kernel")
     groups = {f"{role} tokens": a[:, [i for i, r in enumerate(roles) if r == role]].flatten()
               for role in dict.fromkeys(roles)}
-    eig = eigenvalues_vs_unit_circle(groups, limit=1.15, title="Eigenvalues of Ab_t = exp(Δ_t·A)")
+    eig = eigenvalues_vs_unit_circle(groups, limit=1.15, title="Eigenvalues of Ā<sub>t</sub> = exp(Δ<sub>t</sub> A)")
     return player, io, delta, eig
 
 
@@ -225,7 +225,8 @@ with error_boundary("the state explorer"):
     col, main = st.columns([1, 3], gap="large")
     trained = {f"trained Mamba: {n}": (n, t) for n, t in selective_checkpoints().items()}
     options = list(explore.SYSTEMS) + list(trained)
-    system = col.selectbox("System", options, format_func=lambda s: explore.SYSTEMS.get(s, s), key="se_system")
+    system = col.selectbox("System", options, format_func=lambda s: explore.SYSTEMS.get(s) or f"{trained[s][0]} (trained)",
+                           key="se_system", help="The trained ones are the shipped Mamba checkpoints (results/tasks/checkpoints).")
     if system in trained:
         show_selective(*trained[system], col, main)
     else:
