@@ -74,11 +74,11 @@ def _span_decades(fig: go.Figure, axis: str) -> float:
 
 
 def decade_ticks(fig: go.Figure) -> go.Figure:
-    """Label only the powers of ten on every log axis whose data span more than two decades (plotly
+    """Label only the powers of ten on every log axis whose data span more than a decade (plotly
     also labels 2 and 5 of each decade, which overlap on a small chart)."""
     for name in [k for k in fig.layout.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]:
         ax = fig.layout[name]
-        if ax.type == "log" and ax.tickvals is None and ax.dtick is None and _span_decades(fig, name) > 2:
+        if ax.type == "log" and ax.tickvals is None and ax.dtick is None and _span_decades(fig, name) > 1:
             ax.update(dtick=1)
     return fig
 
