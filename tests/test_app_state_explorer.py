@@ -123,8 +123,8 @@ def test_too_large_settings_are_refused_with_a_message():
     assert not at.get("plotly_chart")
     assert "Reduce N or L" in at.warning[0].value
     at = page(se_input="text")
-    at.text_input(key="se_text").set_value("a" * 600).run()
-    assert not at.exception and "at most 512" in at.warning[0].value
+    at.text_input(key="se_text").set_value("😀" * 200).run()  # 800 byte tokens (the box keeps 512 characters)
+    assert not at.exception and "makes 800 tokens" in at.warning[0].value and "at most 512" in at.warning[0].value
 
 
 def selective_expected(name, layer=0, seed=0, text=None):
