@@ -1,7 +1,7 @@
 # mamba-edu: two commands from a fresh clone.
 #   make app    set everything up (a local .venv) and launch the Streamlit app
 #   make test   set everything up and run the whole test suite
-# Other targets: make setup | lab | info | bench | results-tasks | clean | chromium (for the browser tests)
+# Other targets: make setup | lab | info | bench | results-tasks | results-textlm | clean | chromium (for the browser tests)
 SHELL   := /bin/bash
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -20,7 +20,7 @@ else
 endif
 STAMP := $(VENV)/.installed-$(notdir $(basename $(TORCH_REQ)))
 
-.PHONY: setup app test lab info bench results-tasks clean chromium
+.PHONY: setup app test lab info bench results-tasks results-textlm clean chromium
 
 $(STAMP): pyproject.toml $(TORCH_REQ)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench: setup
 # Retrain and re-evaluate every run of results/tasks (about ten minutes on two CPU cores).
 results-tasks: setup
 	$(VENV)/bin/mamba-edu train --reproduce results/tasks
+
+# Retrain the byte-level language model of the Inside Mamba page and its attention baseline on the
+# Python standard library's source (about 12 minutes on one CPU thread), and regenerate results/textlm.
+results-textlm: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/mamba-edu train --preset textlm --threads 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

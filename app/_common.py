@@ -74,6 +74,10 @@ PAGES = [
     PageInfo("selection.py", "Selection", ":material/filter_alt:", "Models",
              "Why an LTI model cannot do selective copying and a selective one can: Δ, B, C from the input.",
              (6, 5), "CPU (any machine)"),
+    PageInfo("inside_mamba.py", "Inside Mamba", ":material/visibility:", "Models",
+             "A real byte-level language model reads your text: follow one byte through a Mamba block, stage "
+             "by stage, its Δ, what it writes into the state and how long that stays, the next-byte guess.",
+             (10, 6), "CPU (any machine)"),
     PageInfo("scans.py", "Parallel scans", ":material/account_tree:", "Speed",
              "The associative operator and the sequential, Hillis–Steele and Blelloch scans, step by step.",
              (7,), "CPU (any machine)"),

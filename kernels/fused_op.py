@@ -232,8 +232,7 @@ def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_checkpoints, ret
 # ----------------------------------------------------------------------------------------------
 
 
-@torch.library.custom_op("mamba_edu::selective_scan_bwd", mutates_args=())
-def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
+def _backward_kernels(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
                        z: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool, ckpt: Tensor,
                        pre: Tensor, dout: Tensor, dlast: Optional[Tensor]
                        ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -292,6 +291,9 @@ def selective_scan_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
     return du, ddelta, dA, dB, dC, dD, dz, dbias
 
 
+selective_scan_bwd = torch.library.custom_op("mamba_edu::selective_scan_bwd", mutates_args=())(_backward_kernels)
+
+
 @selective_scan_bwd.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt, pre, dout, dlast):
     e = u.new_empty(0)
@@ -310,7 +312,8 @@ def _setup_context(ctx, inputs, output):
     ctx.set_materialize_grads(False)
 
 
-def _backward(ctx, dout, dlast, _dckpt, _dpre):
+def _grads(ctx, dout, dlast, backward_op):
+    """The eight input gradients (None for absent optional inputs) from the saved tensors."""
     u, delta, A, B, C, D, z, delta_bias, ckpt, pre = ctx.saved_tensors
     if ckpt.numel() == 0:
         raise RuntimeError("selective_scan_fused: no checkpoints were saved (the forward ran without grad).")
@@ -318,13 +321,35 @@ def _backward(ctx, dout, dlast, _dckpt, _dpre):
         dout = torch.zeros_like(u)
     if dlast is not None and dlast.numel() == 0:  # the last state was not returned
         dlast = None
-    grads = selective_scan_bwd(u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, ckpt, pre, dout, dlast)
+    grads = backward_op(u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, ckpt, pre, dout, dlast)
     du, ddelta, dA, dB, dC, dD, dz, dbias = grads
     return (du, ddelta, dA, dB, dC, dD if D is not None else None, dz if z is not None else None,
-            dbias if delta_bias is not None else None, None, None, None)
+            dbias if delta_bias is not None else None)
+
+
+def _backward(ctx, dout, dlast, _dckpt, _dpre):
+    return (*_grads(ctx, dout, dlast, selective_scan_bwd), None, None, None)
 
 
 selective_scan_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+class _FusedScan(torch.autograd.Function):
+    """The same forward and backward for eager autograd, without torch.library's dispatch: each custom
+    operator call costs tens of microseconds of CPU time, as long as a small problem's kernels take
+    (torch.compile still sees the custom operators above)."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+        out, last, ckpt, pre = _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, True,
+                                        return_last_state)
+        _setup_context(ctx, (u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, return_last_state),
+                       (out, last, ckpt, pre))
+        return out, last
+
+    @staticmethod
+    def backward(ctx, dout, dlast):
+        return (*_grads(ctx, dout, dlast, _backward_kernels), None, None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -338,7 +363,13 @@ def selective_scan_fused(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
     b, d, l, n, g, B4, C4 = prepare(FUNC, u, delta, A, B, C, D, z, delta_bias)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias))
-    fwd = selective_scan_fwd if needs_grad or torch.compiler.is_compiling() else _forward
-    out, last, _, _ = fwd(u, delta, A, B4, C4, D, z, delta_bias, bool(delta_softplus), needs_grad,
-                          bool(return_last_state))
+    if torch.compiler.is_compiling():  # the custom operators: torch.compile traces them without looking inside
+        out, last, _, _ = selective_scan_fwd(u, delta, A, B4, C4, D, z, delta_bias, bool(delta_softplus),
+                                             needs_grad, bool(return_last_state))
+    elif needs_grad:
+        out, last = _FusedScan.apply(u, delta, A, B4, C4, D, z, delta_bias, bool(delta_softplus),
+                                     bool(return_last_state))
+    else:
+        out, last, _, _ = _forward(u, delta, A, B4, C4, D, z, delta_bias, bool(delta_softplus), False,
+                                   bool(return_last_state))
     return (out, last) if return_last_state else out

@@ -8,6 +8,9 @@ One module per concept (a learner finds chapter N's code in one hop):
     scan        the associative operator for h_t = a_t·h_{t-1} + b_t and parallel scans
     selective   S6 and the selective scan (reference, naive, parallel)
     models      S4D layer, Mamba block, tiny language model, recurrent decoding
+    textlm      a byte-level language model trained on the Python standard library's source
+    probe       looking inside a trained model: per-token Δ, every state, what each token leaves
+    block_reading  a language model reading a text: every stage of every block, token by token
     registry    the registry of selective-scan implementations and the dispatcher
     machine     the device found and its memory hierarchy (queried, and datasheets)
     iomodel     the bytes each implementation moves (IO model), the roofline

@@ -527,6 +527,10 @@ def crossover_length(results: dict, impl: str = "fused", other: str = "attention
 
     None when there is no such pair (one of them is faster at every measured length).
     """
+    if not isinstance(results, dict) or not isinstance(results.get("cases"), list):
+        fail("crossover_length", "results", "benchmark results (a dict with a list of 'cases')", type(results).__name__)
+    if shape is None and not results["cases"] and not all(k in results.get("settings", {}) for k in ("batch", "dim", "N")):
+        fail("crossover_length", "results", "results with at least one case (or pass shape=(batch, dim, N))", "no cases")
     b, d, n = shape or sweep_shape(results)
     where = dict(batch=b, dim=d, N=n)
     t_impl = {c["L"]: c["ms"] for c in ok_cases(results, pass_, impl=impl, **where)}
@@ -552,3 +556,22 @@ def load_bench_results(folder=None) -> list[dict]:
         if isinstance(data, dict) and data.get("schema") == SCHEMA:
             out.append({**data, "file": path.name})
     return out
+
+
+def same_run_ratios(results: dict, impl: str = "fused", peer: str = "official") -> list[dict]:
+    """For every (pass, shape) where both `impl` and `peer` ran correctly in this one result:
+    ratio = peer's time / impl's time (> 1: impl is faster) and memory = impl's peak / peer's peak.
+
+    A claim against a peer is a ratio from one run (DESIGN.md): never mix results files here."""
+    def key(c):
+        return (c["pass"], c["batch"], c["dim"], c["L"], c["N"], c["dtype"])
+
+    ours = {key(c): c for c in results["cases"] if c["impl"] == impl and c["status"] == "ok"}
+    theirs = {key(c): c for c in results["cases"] if c["impl"] == peer and c["status"] == "ok"}
+    rows = []
+    for k in sorted(set(ours) & set(theirs), key=lambda k: (PASSES.index(k[0]) if k[0] in PASSES else 9, *k[1:])):
+        a, b = ours[k], theirs[k]
+        pa, pb = a.get("peak_bytes"), b.get("peak_bytes")
+        rows.append(dict(zip(("pass", "batch", "dim", "L", "N", "dtype"), k), fused_ms=a["ms"], official_ms=b["ms"],
+                         ratio=b["ms"] / a["ms"], memory=pa / pb if pa and pb else None))
+    return rows

@@ -124,11 +124,19 @@ def _zoh(A, B, dt, diagonal):
     return Ab, (Bb if B.dim() == 2 else Bb[..., 0])                # (t, n, n), (t, n, p) or (t, n)
 
 
+def _singular():
+    """I − Δ/2·A has no inverse: some eigenvalue λ of A has Δλ = 2 (the rule's pole)."""
+    fail("bilinear", "dt", "a step where I − (dt/2)·A is invertible (the rule has a pole at dt·λ = 2 for each "
+         "eigenvalue λ of A)", "dt·λ = 2 for an eigenvalue λ of A")
+
+
 def _bilinear(A, B, dt, diagonal):
     if diagonal:
         nd = max(A.dim(), B.dim())
         half = _steps(dt, nd) / 2 * A                              # (t, ..., n)
         # Ab = (1 + Δ/2 A)/(1 - Δ/2 A),  Bb = ΔB/(1 - Δ/2 A)   (elementwise)
+        if bool((1 - half == 0).any()):
+            _singular()
         Ab = (1 + half) / (1 - half)                               # (t, ..., n)
         Bb = _steps(dt, nd) * B / (1 - half)                       # (t, ..., n)
         return Ab, Bb
@@ -137,9 +145,12 @@ def _bilinear(A, B, dt, diagonal):
     Bm = B if B.dim() == 2 else B[:, None]                         # (n, p)
     half = _steps(dt, 2) / 2 * A                                   # (t, n, n)
     # Ab = (I - Δ/2 A)^{-1}(I + Δ/2 A),  Bb = (I - Δ/2 A)^{-1} ΔB   (solve, never inv)
-    Ab = torch.linalg.solve(I - half, I + half)                    # (t, n, n)
-    dB = (_steps(dt, 2) * Bm).to(torch.promote_types(A.dtype, B.dtype))  # (t, n, p)
-    Bb = torch.linalg.solve((I - half).to(dB.dtype), dB)           # (t, n, p)
+    try:
+        Ab = torch.linalg.solve(I - half, I + half)                # (t, n, n)
+        dB = (_steps(dt, 2) * Bm).to(torch.promote_types(A.dtype, B.dtype))  # (t, n, p)
+        Bb = torch.linalg.solve((I - half).to(dB.dtype), dB)       # (t, n, p)
+    except torch.linalg.LinAlgError:
+        _singular()
     return Ab, (Bb if B.dim() == 2 else Bb[..., 0])                # (t, n, n), (t, n, p) or (t, n)
 
 

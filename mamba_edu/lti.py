@@ -42,6 +42,11 @@ from .discretize import zoh
 DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 REAL = (torch.float32, torch.float64)
 KINDS = ("lin", "inv", "real")
+# Bounds on L, so a typo (L = 10**12) is an error at once, not an hour-long loop or an allocation
+# that fails deep inside torch: lti_kernel's Python loop takes one small step per l (2^20 steps are
+# about a minute), s4d_kernel materialises the (H, N, L) Vandermonde matrix.
+MAX_LOOP_L = 2**20
+MAX_VANDERMONDE = 2**28
 
 
 def _real_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -146,7 +151,7 @@ def lti_kernel(Ab, Bb, C, L: int) -> torch.Tensor:
     """
     func = "lti_kernel"
     H, N, dense = _check_abc(func, Ab, Bb, C)
-    L = check_int(func, "L", L)
+    L = check_int(func, "L", L, maximum=MAX_LOOP_L)
     v = Bb.to(torch.promote_types(Ab.dtype, Bb.dtype))                        # (h, n)  Ab^0 Bb
     Ks = []
     for _ in range(L):
@@ -205,7 +210,7 @@ def s4d_kernel(A, B, C, dt, L: int) -> torch.Tensor:
     """
     func = "s4d_kernel"
     H, N, _ = _check_abc(func, A, B, C, a_name="A", b_name="B", dense_ok=False)
-    L = check_int(func, "L", L)
+    L = check_int(func, "L", L, maximum=max(1, MAX_VANDERMONDE // (H * N)))  # V (H, N, L) fits
     dt = _check_dt(func, dt, H, A)                                             # (h, 1) or ()
     dA = dt * A                                                                # (h, n)  ΔA
     _, Bb = zoh(dA, dt * B, 1.0, diagonal=True)                                # (h, n)

@@ -26,8 +26,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import lti
-from ._checks import check_choice, check_int, check_tensor
+from ._checks import COMPLEX_DTYPES, FLOAT_DTYPES, check_choice, check_int, check_tensor, fail
 from .selective import S6
+
+def _check_sequence(func: str, x: torch.Tensor, d_model: int) -> None:
+    """x (batch, L, d_model) with L >= 1: an empty sequence has no last state and no output."""
+    check_tensor(func, "x", x, ndim=3, shape=(None, None, d_model), dims="(batch, L, d_model)")
+    if x.shape[1] < 1:
+        fail(func, "x", "a sequence of length L >= 1 (shape (batch, L, d_model))", f"shape {tuple(x.shape)}")
+
+
+def _check_state(func: str, name: str, h: object, shape: tuple, dims: str, x: torch.Tensor,
+                 complex_: bool = False) -> None:
+    """A decoding state must have the shape init_state makes, on x's device: a state of another
+    batch or width would broadcast silently into a wrong answer, or fail deep inside. (Shapes
+    only: nothing is allocated and nothing waits for a GPU, so decoding stays as fast.)"""
+    check_tensor(func, name, h, shape=shape, dims=dims, dtypes=COMPLEX_DTYPES if complex_ else FLOAT_DTYPES,
+                 device=x.device)
+
 
 # ----------------------------------------------------------------------------------------------
 # S4D: a diagonal LTI SSM per channel (time-invariant: one convolution kernel for all inputs)
@@ -48,6 +64,8 @@ class S4DLayer(nn.Module):
         check_int("S4DLayer", "d_model", d_model)
         check_int("S4DLayer", "d_state", d_state)
         check_choice("S4DLayer", "init", init, ("lin", "inv", "real"))
+        if init != "real" and d_state % 2:
+            fail("S4DLayer", "d_state", f"an even state size for init '{init}' (complex conjugate pairs)", d_state)
         self.d_model = d_model
         A = lti.s4d_init(d_model, d_state, init)  # (d, n') complex for lin/inv, real for real
         self.is_complex = A.is_complex()
@@ -75,17 +93,21 @@ class S4DLayer(nn.Module):
         return lti.s4d_kernel(A, B, C, dt, L)  # (d, L)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor("S4DLayer", "x", x, ndim=3, shape=(None, None, self.d_model), dims="(batch, L, d_model)")
+        _check_sequence("S4DLayer", x, self.d_model)
         u = x.transpose(1, 2)  # (b, d, l)
         y = lti.causal_conv(u, self.kernel(u.shape[-1]).to(u.dtype)) + self.D[:, None] * u  # (b, d, l)
         return self.out(F.gelu(y).transpose(1, 2))  # (b, l, d)
 
     def init_state(self, batch: int, device=None) -> torch.Tensor:
+        check_int(f"{type(self).__name__}.init_state", "batch", batch, minimum=0)
         A, _, _, _ = self.ssm()
         return torch.zeros(batch, *A.shape, dtype=A.dtype if self.is_complex else torch.float32, device=device)
 
     def step(self, x: torch.Tensor, h: torch.Tensor):
         """x (b, d), state h (b, d, n') → (b, d), new state."""
+        check_tensor("S4DLayer.step", "x", x, ndim=2, shape=(None, self.d_model), dims="(batch, d_model)")
+        _check_state("S4DLayer.step", "h", h, (x.shape[0], *self.log_A_real.shape), "(batch, d_model, N)", x,
+                     self.is_complex)
         A, B, C, dt = self.ssm()
         Ab, Bb = lti.s4d_discretize(A, B, dt)  # (d, n') each: zero-order hold per channel
         h = Ab * h + Bb * x[..., None].to(h.dtype)  # (b, d, n')
@@ -121,7 +143,7 @@ class MambaBlock(nn.Module):
 
     def inner(self, x: torch.Tensor):
         """The S6 layer's input after in_proj, conv and SiLU (b, e, l), and the gate branch z (b, e, l)."""
-        check_tensor("MambaBlock", "x", x, ndim=3, shape=(None, None, self.d_model), dims="(batch, L, d_model)")
+        _check_sequence("MambaBlock", x, self.d_model)
         xs, z = self.in_proj(x).chunk(2, dim=-1)  # (b, l, e) each
         xs = self.conv1d(xs.transpose(1, 2))[..., : x.shape[1]]  # (b, e, l): causal, so cut the tail
         return F.silu(xs), z.transpose(1, 2)  # (b, e, l), (b, e, l)
@@ -133,13 +155,21 @@ class MambaBlock(nn.Module):
 
     def init_state(self, batch: int, device=None):
         """(conv window (b, e, k−1), SSM state (b, e, n)), both zeros: nothing seen yet."""
+        check_int(f"{type(self).__name__}.init_state", "batch", batch, minimum=0)
         return (torch.zeros(batch, self.d_inner, self.d_conv - 1, device=device),
                 torch.zeros(batch, self.d_inner, self.s6.n, device=device))
 
     def step(self, x: torch.Tensor, state):
         """x (b, d) and the state → (b, d) and the new state: one token of decoding."""
         check_tensor("MambaBlock.step", "x", x, ndim=2, shape=(None, self.d_model), dims="(batch, d_model)")
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            fail("MambaBlock.step", "state", "a pair (conv window, SSM state) as init_state makes it",
+                 type(state).__name__)
         conv, h = state
+        b = x.shape[0]
+        _check_state("MambaBlock.step", "state[0]", conv, (b, self.d_inner, self.d_conv - 1),
+                     "(batch, expand·d_model, d_conv − 1)", x)
+        _check_state("MambaBlock.step", "state[1]", h, (b, self.d_inner, self.s6.n), "(batch, expand·d_model, d_state)", x)
         xs, z = self.in_proj(x).chunk(2, dim=-1)  # (b, e) each
         window = torch.cat([conv, xs[..., None]], dim=-1)  # (b, e, k): the last k inputs
         xs = (window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias  # (b, e)
@@ -177,6 +207,7 @@ class TinyLM(nn.Module):
                  **mixer_kwargs):
         super().__init__()
         check_int("TinyLM", "vocab_size", vocab_size, minimum=2)
+        check_int("TinyLM", "d_model", d_model)
         check_int("TinyLM", "n_layers", n_layers)
         check_choice("TinyLM", "mixer", mixer, MIXERS)
         self.vocab_size, self.mixer = vocab_size, mixer
@@ -193,6 +224,8 @@ class TinyLM(nn.Module):
         if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
             raise ValueError(f"TinyLM: argument 'tokens' must hold ids in [0, {self.vocab_size}); "
                              f"got values in [{int(tokens.min())}, {int(tokens.max())}].")
+        if ndim == 2 and tokens.shape[1] < 1:
+            fail("TinyLM", "tokens", "a sequence of length L >= 1 (shape (batch, L))", f"shape {tuple(tokens.shape)}")
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         self._check_tokens(tokens, 2)
@@ -203,11 +236,15 @@ class TinyLM(nn.Module):
 
     def init_state(self, batch: int, device=None):
         """One state per layer; its size is fixed, whatever the position."""
+        check_int(f"{type(self).__name__}.init_state", "batch", batch, minimum=0)
         return [layer.mixer.init_state(batch, device=device) for layer in self.layers]
 
     def step(self, token: torch.Tensor, state):
         """token (b,) and the state → logits (b, V) for the next token, and the new state."""
         self._check_tokens(token, 1)
+        if not isinstance(state, (list, tuple)) or len(state) != len(self.layers):
+            got = f"{len(state)} states" if isinstance(state, (list, tuple)) else type(state).__name__
+            fail("TinyLM.step", "state", f"a list of {len(self.layers)} layer states (init_state(batch))", got)
         x = self.embedding(token)  # (b, d)
         new = []
         for layer, s in zip(self.layers, state):
@@ -231,6 +268,8 @@ def state_bytes(state) -> int:
     """Bytes a decoding state takes (nested lists/tuples of tensors): constant in the position."""
     if isinstance(state, torch.Tensor):
         return state.numel() * state.element_size()
+    if not isinstance(state, (list, tuple)):
+        fail("state_bytes", "state", "a tensor or nested lists/tuples of tensors (init_state's)", type(state).__name__)
     return sum(state_bytes(s) for s in state)
 
 
@@ -308,7 +347,7 @@ class AttentionBlock(nn.Module):
         return [t.reshape(b, l, self.n_heads, -1).transpose(1, 2) for t in (q, k, v)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor("AttentionBlock", "x", x, ndim=3, shape=(None, None, self.d_model), dims="(batch, L, d_model)")
+        _check_sequence("AttentionBlock", x, self.d_model)
         b, l, d = x.shape
         h = x + self.position_code(0, l, device=x.device).to(x.dtype)  # (b, l, d)
         q, k, v = self._heads(h)  # (b, H, l, d/H) each
@@ -317,13 +356,23 @@ class AttentionBlock(nn.Module):
 
     def init_state(self, batch: int, device=None):
         """An empty key-value cache: keys and values (b, heads, 0, d/heads). It grows by one per token."""
+        check_int(f"{type(self).__name__}.init_state", "batch", batch, minimum=0)
         empty = torch.zeros(batch, self.n_heads, 0, self.d_model // self.n_heads, device=device)
         return (empty, empty.clone())
 
     def step(self, x: torch.Tensor, state):
         """x (b, d) and the cache (keys, values) (b, heads, t, d/heads) → (b, d) and the cache with t+1 entries."""
         check_tensor("AttentionBlock.step", "x", x, ndim=2, shape=(None, self.d_model), dims="(batch, d_model)")
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            fail("AttentionBlock.step", "state", "a pair (keys, values) as init_state makes it", type(state).__name__)
         keys, values = state
+        cache = (x.shape[0], self.n_heads, None, self.d_model // self.n_heads)
+        for name, t in (("state[0]", keys), ("state[1]", values)):
+            check_tensor("AttentionBlock.step", name, t, shape=cache, dims="(batch, heads, t, d_model / heads)",
+                         device=x.device)
+        if keys.shape[2] != values.shape[2]:
+            fail("AttentionBlock.step", "state", "keys and values of the same length t",
+                 (keys.shape[2], values.shape[2]))
         t = keys.shape[2]  # the position of this token
         h = x[:, None] + self.position_code(t, 1, device=x.device).to(x.dtype)  # (b, 1, d)
         q, k, v = self._heads(h)  # (b, H, 1, d/H) each
@@ -392,7 +441,7 @@ def trace_block(block: MambaBlock, x: torch.Tensor) -> list[dict]:
     """
     if not isinstance(block, MambaBlock):
         raise ValueError(f"trace_block: argument 'block' must be a MambaBlock; got {type(block).__name__}.")
-    check_tensor("trace_block", "x", x, ndim=3, shape=(None, None, block.d_model), dims="(batch, L, d_model)")
+    _check_sequence("trace_block", x, block.d_model)
     P = mamba_block_parameters(block.d_model, block.s6.n, block.d_conv, block.d_inner // block.d_model,
                                block.s6.dt_rank)
     l = x.shape[1]
@@ -468,7 +517,7 @@ def decode_throughput(model: TinyLM, batch_sizes, position: int, repeat: int = 5
     """Tokens generated per second, batch / (seconds of one step), for each batch size, every
     sequence at `position` (so attention's cache holds `position` entries per sequence)."""
     check_int("decode_throughput", "position", position, minimum=0)
-    return [b / decode_step_seconds(model, [position], batch=check_int("decode_throughput", "batch_sizes", int(b)),
+    return [b / decode_step_seconds(model, [position], batch=check_int("decode_throughput", "batch_sizes", b),
                                     repeat=repeat, warmup=warmup, device=device)[0] for b in batch_sizes]
 
 
@@ -481,6 +530,8 @@ def hybrid_state_bytes(position: int, n_layers: int, n_attention: int, d_model: 
     from . import cost
 
     func = "hybrid_state_bytes"
+    check_int(func, "position", position, minimum=0)
+    check_int(func, "d_model", d_model)
     check_int(func, "n_layers", n_layers)
     check_int(func, "n_attention", n_attention, minimum=0, maximum=n_layers)
     check_int(func, "n_heads", n_heads)

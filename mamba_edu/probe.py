@@ -23,6 +23,7 @@ Glossary
                 with the kernel K). Selective: M depends on the tokens, so no kernel K exists, yet
                 h_t is still the linear first-order recurrence above (a scan, chapter 07)
 
+
 Every function works on a trace and never changes the model; all run under torch.no_grad.
 """
 
@@ -95,27 +96,32 @@ def trace_layer(model: TinyLM, tokens: torch.Tensor, layer: int = 0) -> LayerTra
     x = _layer_input(model, tokens, layer)  # (b, l, D)
     mixer = model.layers[layer].mixer
     if model.mixer == "mamba":
-        s6 = mixer.s6
         u, _ = mixer.inner(x)  # (b, e, l)
-        u = u.float()
-        delta = s6.delta(u)  # (b, e, l)
-        _, B, C = s6.projections(u)  # (b, n, l) each
-        A = s6.A  # (e, n)
-        a = torch.exp(delta[:, :, None, :] * A[None, :, :, None])  # (b, e, n, l)
-        w = delta[:, :, None, :] * B[:, None].float()  # (b, e, n, l)
-        C = C[:, None].float().expand_as(a)  # (b, e, n, l), a view
-    else:
-        u = x.transpose(1, 2).float()  # (b, d, l)
-        A, B, C, dt = mixer.ssm()  # (d, n') ×3, (d,)
-        Ab, Bb = lti.s4d_discretize(A, B, dt)  # (d, n') each
-        delta = dt[None, :, None].expand_as(u)  # (b, d, l): the same Δ at every token
-        shape = (u.shape[0], *A.shape, u.shape[-1])  # (b, d, n', l)
-        a = Ab[None, :, :, None].expand(shape)  # (b, d, n', l)
-        w = Bb[None, :, :, None].expand(shape)  # (b, d, n', l)
-        C = C[None, :, :, None].expand(shape)  # (b, d, n', l)
+        return _selective_trace(mixer.s6, u)
+    u = x.transpose(1, 2).float()  # (b, d, l)
+    A, B, C, dt = mixer.ssm()  # (d, n') ×3, (d,)
+    Ab, Bb = lti.s4d_discretize(A, B, dt)  # (d, n') each
+    delta = dt[None, :, None].expand_as(u)  # (b, d, l): the same Δ at every token
+    shape = (u.shape[0], *A.shape, u.shape[-1])  # (b, d, n', l)
+    a = Ab[None, :, :, None].expand(shape)  # (b, d, n', l)
+    w = Bb[None, :, :, None].expand(shape)  # (b, d, n', l)
+    C = C[None, :, :, None].expand(shape)  # (b, d, n', l)
     h = scan_sequential(a, w * u[:, :, None, :].to(w.dtype))  # (b, d, n, l)
     parts = (u, delta.float(), A, a, w, C, h)
     return LayerTrace(model.mixer, *(p.detach() for p in parts))
+
+
+def _selective_trace(s6, u: torch.Tensor) -> LayerTrace:
+    """The recurrence of an S6 layer on its input u (b, e, l) (the arithmetic of `selective_scan_ref`)."""
+    u = u.float()
+    delta = s6.delta(u)  # (b, e, l)
+    _, B, C = s6.projections(u)  # (b, n, l) each
+    A = s6.A  # (e, n)
+    a = torch.exp(delta[:, :, None, :] * A[None, :, :, None])  # (b, e, n, l)
+    w = delta[:, :, None, :] * B[:, None].float()  # (b, e, n, l)
+    C = C[:, None].float().expand_as(a)  # (b, e, n, l), a view
+    h = scan_sequential(a, w * u[:, :, None, :])  # (b, e, n, l)
+    return LayerTrace("mamba", *(p.detach() for p in (u, delta, A, a, w, C, h)))
 
 
 def _check_trace(func: str, trace) -> LayerTrace:
@@ -258,5 +264,6 @@ def toeplitz_gap(M: torch.Tensor) -> float:
     return float(gap.max()) / scale if gap.numel() else 0.0
 
 
-__all__ = ["LayerTrace", "trace_layer", "ssm_output", "state_norm", "channel_selectivity", "most_selective", "typical_delta", "kept", "kept_norm",
-           "transfer", "mixing_matrix", "toeplitz_gap", "MAX_TRANSFER_ELEMENTS", "DELTA_FLOOR"]
+__all__ = ["LayerTrace", "trace_layer", "ssm_output", "state_norm", "channel_selectivity", "most_selective",
+           "typical_delta", "kept", "kept_norm", "transfer", "mixing_matrix", "toeplitz_gap",
+           "MAX_TRANSFER_ELEMENTS", "DELTA_FLOOR"]

@@ -117,7 +117,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     device = u.device if isinstance(u, torch.Tensor) else torch.device("cpu")
     if impl == "auto":
         impl = _auto(device)
-    if impl not in _REGISTRY:
+    if not isinstance(impl, str) or impl not in _REGISTRY:
         fail("selective_scan", "impl", "'auto' or one of " + ", ".join(map(repr, _REGISTRY)), repr(impl))
     entry = _REGISTRY[impl]
     ok, why = entry.available(device)
@@ -131,6 +131,6 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 
 def io_bytes(impl: str, s: ScanShape) -> int:
     """Bytes implementation `impl` moves through HBM for shape `s` (its registry entry's IO model)."""
-    if impl not in _REGISTRY:
+    if not isinstance(impl, str) or impl not in _REGISTRY:
         fail("io_bytes", "impl", "one of " + ", ".join(map(repr, _REGISTRY)), repr(impl))
     return _REGISTRY[impl].bytes_moved(s)

@@ -353,6 +353,31 @@ def _combine_inplace(a, b, s: int, first: int):
     ai.mul_(al)  # a_i ← a_{i−s}·a_i
 
 
+def _extent(x: torch.Tensor) -> tuple[int, int]:
+    """The bytes [start, end) of x's storage that x can touch."""
+    start = x.storage_offset() * x.element_size()
+    span = sum((n - 1) * abs(st) for n, st in zip(x.shape, x.stride())) + 1
+    return start, start + span * x.element_size()
+
+
+def _check_writable(func: str, a: torch.Tensor, b: torch.Tensor) -> None:
+    """Both inputs are overwritten, so they must be separate memory with one element per address:
+    scan_inplace(x, x), a view of the other, or an expanded (stride-0) tensor would read values
+    the scan has already overwritten and return a silently wrong h. And no autograd."""
+    for name, x in (("a", a), ("b", b)):
+        if any(st == 0 and n > 1 for n, st in zip(x.shape, x.stride())):
+            fail(func, name, "a tensor with its own memory per element (it is overwritten in place)",
+                 "an expanded (stride-0) view: pass .clone()")
+        if x.requires_grad and torch.is_grad_enabled():
+            fail(func, name, "a tensor that does not require grad (no autograd through in-place writes)",
+                 "a tensor that requires grad: use scan_blelloch, or detach()")
+    if a.numel() and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr():
+        (a0, a1), (b0, b1) = _extent(a), _extent(b)
+        if a0 < b1 and b0 < a1:
+            fail(func, "b", "memory separate from a's (both are overwritten in place)",
+                 "a tensor that shares memory with a: pass b.clone()")
+
+
 def scan_inplace(a, b, dim: int = -1, h0=None):
     """The inclusive Blelloch (Brent–Kung) scan along `dim`, in place; returns b, which now holds h.
 
@@ -380,6 +405,7 @@ def scan_inplace(a, b, dim: int = -1, h0=None):
     if a.shape[dim] < 1:
         fail(func, "a", f"a tensor with L >= 1 along dim {dim}", f"shape {tuple(a.shape)}")
     check_tensor(func, "b", b, shape=tuple(a.shape), dims="like a", dtypes=(a.dtype,), device=a.device)
+    _check_writable(func, a, b)
     if h0 is not None:
         lead = tuple(a.shape[:dim % a.dim()] + a.shape[dim % a.dim() + 1:])
         check_tensor(func, "h0", h0, shape=lead, dims="a's shape without dim", dtypes=(a.dtype,), device=a.device)

@@ -42,6 +42,11 @@ def text_to_tokens(text: str, vocab_size: int, task: str | None = None) -> torch
         fail(func, "text", "a string", type(text).__name__)
     if len(text) > MAX_CHARS:
         fail(func, "text", f"at most {MAX_CHARS} characters", f"{len(text)} characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate such as "\ud800": no byte sequence to tokenise
+        fail(func, "text", "valid Unicode text (encodable as UTF-8)",
+             f"the unpaired surrogate {text[e.start]!r} at position {e.start}")
     check_choice(func, "task", task, TASKS)
     V = check_int(func, "vocab_size", vocab_size, minimum=3 if task == "selective-copy" else 2)
     out = []
@@ -74,6 +79,8 @@ def text_targets(tokens: torch.Tensor, task: str) -> torch.Tensor:
     check_choice(func, "task", task, ("selective-copy", "induction"))
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1:
         fail(func, "tokens", "a 1-D tensor of token ids (T,)", getattr(tokens, "shape", type(tokens).__name__))
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        fail(func, "tokens", "a tensor of integer token ids", f"dtype {tokens.dtype}")
     targets = torch.full_like(tokens, IGNORE)  # (T,)
     if task == "selective-copy":
         data = tokens[tokens >= 2]  # (k,) in order
@@ -88,4 +95,54 @@ def text_targets(tokens: torch.Tensor, task: str) -> torch.Tensor:
     return targets
 
 
-__all__ = ["text_to_tokens", "text_targets", "TASKS", "NOISE_CHARS", "MARKER_CHAR", "SPECIAL_CHAR", "MAX_CHARS"]
+# ----------------------------------------------------------------------------------------------
+# Bytes: the byte-level language model (V = 256, token = byte; mamba_edu.textlm)
+# ----------------------------------------------------------------------------------------------
+
+SHOWN = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+
+
+def utf8_tokens(text: str, max_bytes: int) -> tuple[torch.Tensor, int]:
+    """The UTF-8 bytes of `text` as token ids (T,) int64, T ≤ max_bytes, and how many characters they hold.
+
+    A text longer than `max_bytes` bytes is cut before the first character that does not fit whole
+    (an emoji is 4 bytes: 512 emoji are 2048 bytes). A lone surrogate (which UTF-8 cannot encode)
+    becomes U+FFFD, the replacement character.
+    """
+    func = "utf8_tokens"
+    if not isinstance(text, str):
+        fail(func, "text", "a string", type(text).__name__)
+    max_bytes = check_int(func, "max_bytes", max_bytes)
+    out, chars = bytearray(), 0
+    for ch in text:
+        b = ch.encode() if not 0xD800 <= ord(ch) <= 0xDFFF else "\ufffd".encode()  # a surrogate: U+FFFD
+        if len(out) + len(b) > max_bytes:
+            break
+        out += b
+        chars += 1
+    return torch.tensor(list(out), dtype=torch.int64), chars  # (T,)
+
+
+def byte_labels(tokens) -> list[str]:
+    """A short label per byte token (T,) for display: the character on its first byte ('␣' for a space,
+    '↵' a newline, '⇥' a tab), '·' on the other bytes of a multi-byte character, \\xNN for a control byte
+    or a byte that does not start a valid character."""
+    ids = [int(t) for t in tokens]
+    out, i = [], 0
+    while i < len(ids):
+        b = ids[i]
+        n = 1 if b < 0x80 else 2 if 0xC0 <= b < 0xE0 else 3 if 0xE0 <= b < 0xF0 else 4 if 0xF0 <= b < 0xF8 else 0
+        try:
+            ch = bytes(ids[i:i + n]).decode("utf-8") if n else None
+        except UnicodeDecodeError:
+            ch = None
+        if ch is None or (len(ch) == 1 and ord(ch) < 0x20 and ch not in SHOWN) or ch == "\x7f":
+            out.append(f"\\x{b:02x}")
+            i += 1
+            continue
+        out += [SHOWN.get(ch, ch)] + ["·"] * (n - 1)
+        i += n
+    return out
+
+
+__all__ = ["text_to_tokens", "text_targets", "TASKS", "NOISE_CHARS", "MARKER_CHAR", "SPECIAL_CHAR", "MAX_CHARS", "utf8_tokens", "byte_labels"]

@@ -335,14 +335,24 @@ def save_checkpoint(path, model: TinyLM, cfg: TrainConfig, **info) -> tuple[Path
         fail("save_checkpoint", "model", "a TinyLM", type(model).__name__)
     if not isinstance(cfg, TrainConfig):
         fail("save_checkpoint", "cfg", "a TrainConfig", type(cfg).__name__)
+    meta = {"config": dataclasses.asdict(cfg), "model_kwargs": model_kwargs(cfg),
+            "parameters": count_parameters(model), **info}
+    return write_checkpoint(path, model, meta)
+
+
+def write_checkpoint(path, model: TinyLM, meta: dict) -> tuple[Path, Path]:
+    """Write `path`.pt (the state dict, the tied head stored once) and `path`.json (`meta`, which must
+    hold "model_kwargs": TinyLM's keywords, and gets "torch"). Returns both paths."""
+    if not isinstance(model, TinyLM):
+        fail("write_checkpoint", "model", "a TinyLM", type(model).__name__)
+    if not isinstance(meta, dict) or "model_kwargs" not in meta:
+        fail("write_checkpoint", "meta", "a dict with the key 'model_kwargs'", type(meta).__name__)
     stem = _stem(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
     pt, js = stem.with_suffix(".pt"), stem.with_suffix(".json")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
     torch.save(state, pt)  # the tied head is the embedding: stored once
-    meta = {"config": dataclasses.asdict(cfg), "model_kwargs": model_kwargs(cfg),
-            "parameters": count_parameters(model), "torch": torch.__version__, **info}
-    js.write_text(json.dumps(meta, indent=2) + "\n")
+    js.write_text(json.dumps({**meta, "torch": torch.__version__}, indent=2) + "\n")
     return pt, js
 
 
@@ -569,5 +579,5 @@ def results_markdown(results: dict) -> str:
 
 __all__ = ["TrainConfig", "TrainResult", "task_kwargs", "model_kwargs", "build_model", "count_parameters",
            "train_seed", "answer_metrics", "lr_factor", "make_optimizer", "predict_recurrent", "predict_forward",
-           "evaluate", "train", "save_checkpoint", "load_checkpoint", "extrapolation_lengths", "extrapolate",
+           "evaluate", "train", "save_checkpoint", "write_checkpoint", "load_checkpoint", "extrapolation_lengths", "extrapolate",
            "environment", "REPRODUCE_RUNS", "reproduce", "results_markdown"]

@@ -24,8 +24,8 @@ def _home(app_dir: Path = APP) -> AppTest:
 
 
 def test_pages_list_matches_the_agreed_files():
-    assert [p.file for p in _common.PAGES] == ["home.py", "state_explorer.py", "hippo.py", "selection.py", "scans.py",
-                                               "memory.py", "kernel_timing.py"]
+    assert [p.file for p in _common.PAGES] == ["home.py", "state_explorer.py", "hippo.py", "selection.py",
+                                               "inside_mamba.py", "scans.py", "memory.py", "kernel_timing.py"]
     present = [p.file for p in _common.present_pages()]
     assert present == [p.file for p in _common.PAGES if (APP / "pages" / p.file).exists()]
     assert {"home.py", "state_explorer.py", "hippo.py"} <= set(present)

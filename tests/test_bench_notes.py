@@ -49,3 +49,23 @@ def test_readme_numbers_match_the_recorded_run():
     text = " ".join((ROOT / "README.md").read_text().split())
     assert f"the fused forward takes {fwd:.2f} ms, {round(speedup, -1):.0f}× less" in text
     assert f"forward + backward takes {fb:.1f} ms" in text
+
+
+def test_readme_and_notes_ratios_against_official_match_the_recorded_run():
+    """The same-run ratios quoted in the README, and NOTES.md's full table, come from h100.json."""
+    results = bench.load_results(bench.BENCH_DIR / "h100.json")
+    rows = bench.same_run_ratios(results)
+    assert rows, "h100.json has no case where fused and official both ran"
+    at = {(r["pass"], r["batch"], r["dim"], r["L"], r["N"]): r["ratio"] for r in rows}
+    text = " ".join((ROOT / "README.md").read_text().split())
+    main = (8, 1536, 2048, 16)
+    assert f"{at[('forward', *main)]:.2f} (forward) and {at[('forward_backward', *main)]:.2f} (forward + backward)" in text
+    worst = min(rows, key=lambda r: r["ratio"])
+    assert f"worst {worst['ratio']:.2f} at {worst['batch']} × {worst['dim']} × {worst['L']}" in text
+    slower = sum(r["ratio"] < 1 for r in rows)
+    assert f"slower** in {slower} of the {len(rows)} cases" in text
+    notes = (ROOT / "results/bench/NOTES.md").read_text()
+    for r in rows:
+        line = (f"{r['pass']:17} {r['batch']:5} {r['dim']:5} {r['L']:7} {r['N']:4} {r['fused_ms']:9.3f} "
+                f"{r['official_ms']:11.3f} {r['ratio']:6.2f}")
+        assert line in notes, line

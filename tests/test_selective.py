@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 import torch.nn.functional as F
 
 import mamba_edu
@@ -288,3 +289,45 @@ def test_s6_initialisation():
         layer(torch.randn(1, 31, 5))
     with pytest.raises(ValueError, match="argument 'dt_min'"):
         selective.dt_bias_init(4, dt_min=0.5, dt_max=0.1)
+
+
+_DT = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
+
+
+_FLAWS = [(None, 0)] + [(f, i) for f in ("size", "dtype", "device", "type") for i in range(8)]
+
+
+@pytest.mark.parametrize("flaw,where", _FLAWS, ids=[f"{f}-{i}" for f, i in _FLAWS])
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_the_fast_argument_check_accepts_only_what_the_full_check_accepts(flaw, where, data):
+    """`_valid_sizes` (the one-pass fast path) may send any call to the checks one by one, but whatever it
+    accepts, those checks accept too, with the same sizes. Drawn: valid arguments in any float dtypes, then
+    at most one flaw (a size one off, an int or complex dtype, another device, a non-tensor)."""
+    from mamba_edu import selective
+
+    b, l, n = (data.draw(st.integers(0, 3)) for _ in range(3))
+    d = data.draw(st.sampled_from([1, 2, 4]))
+    g = data.draw(st.sampled_from([None, 1, 2, 3]))
+    bc = (b, n, l) if g is None else (b, g, n, l)
+    shapes = [(b, d, l), (b, d, l), (d, n), bc, bc, (d,), (b, d, l), (d,)]
+    present = [True] * 5 + [i == where or data.draw(st.booleans()) for i in range(5, 8)]
+    args = []
+    for i, (shape, keep) in enumerate(zip(shapes, present)):
+        dtype, device = data.draw(st.sampled_from(_DT)), "cpu"
+        if i == where and flaw == "size" and shape:
+            k = data.draw(st.integers(0, len(shape) - 1))
+            shape = shape[:k] + (shape[k] + 1,) + shape[k + 1:]
+        if i == where and flaw == "dtype":
+            dtype = data.draw(st.sampled_from([torch.int64, torch.complex64, torch.bool]))
+        if i == where and flaw == "device":
+            device = "meta"
+        x = torch.ones(shape, dtype=dtype, device=device) if keep or i < 5 else None
+        if i == where and flaw == "type" and x is not None:
+            x = x.tolist()
+        args.append(x)
+    fast = selective._valid_sizes(*args)
+    if flaw is None and l >= 1 and n >= 1 and (g is None or (g >= 1 and d % g == 0)):
+        assert fast is not None  # the fast path takes every valid call here
+    if fast is not None:
+        assert selective._check_one_by_one(*args, func="selective_scan") == fast
