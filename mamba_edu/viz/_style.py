@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
+import plotly.colors as pc
 import plotly.graph_objects as go
 
 COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563", "#ca8a04"]
@@ -26,6 +28,19 @@ LINE_PX = 20  # height of one title line
 # The legend: horizontal rows at the bottom of the figure (container coordinates), left-aligned.
 LEGEND_BELOW = dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left",
                     font=dict(size=12))
+
+
+def diverging_colors(values, zmax: float) -> list[str]:
+    """The colours of `values` on the DIVERGING scale over [-zmax, zmax], as 'rgb(r, g, b)' strings.
+
+    For bars whose colour is animated: plotly cannot animate numbers on a colour scale (it warns once
+    per bar and frame, "Invalid color specifier", and draws them black)."""
+    scale = pc.get_colorscale(DIVERGING)
+    pos = np.array([p for p, _ in scale], dtype=float)
+    rgb = np.array([pc.hex_to_rgb(c) if c.startswith("#") else pc.unlabel_rgb(c) for _, c in scale], dtype=float)
+    v = np.clip(0.5 + 0.5 * np.asarray(values, dtype=float) / (zmax or 1.0), 0.0, 1.0)  # (m,)
+    out = np.stack([np.interp(v, pos, rgb[:, i]) for i in range(3)], axis=-1).round().astype(int)  # (m, 3)
+    return [f"rgb({r}, {g}, {b})" for r, g, b in out]
 
 
 def wrap(text: str | None, width: int) -> str | None:

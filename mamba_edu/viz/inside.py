@@ -24,7 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from ._style import COLORS, DIVERGING, SEQUENTIAL, style
+from ._style import COLORS, DIVERGING, SEQUENTIAL, diverging_colors, style
 from .cost import human_bytes
 
 
@@ -236,13 +236,15 @@ def reading_player(h, labels: Sequence[str], entry_labels: Sequence[str], *, sta
                     hoverinfo="skip", showlegend=False, xaxis="x", yaxis="y")
 
     def bars(t):
-        return dict(type="bar", x=ys, y=H[t], marker=dict(color=H[t], colorscale=DIVERGING, cmin=-zmax, cmax=zmax),
+        return dict(type="bar", x=ys, y=H[t], marker=dict(color=diverging_colors(H[t], zmax)),
                     showlegend=False, xaxis="x2", yaxis="y2", hovertemplate="%{x}: %{y:.4g}<extra></extra>")
 
     heat = dict(type="heatmap", z=H.T, x=np.arange(T), y=ys, colorscale=DIVERGING, zmid=0, zmin=-zmax, zmax=zmax,
                 xaxis="x", yaxis="y", hovertemplate="byte #%{x}, entry %{y}: %{z:.4g}<extra></extra>",
                 colorbar=dict(title="h", len=0.55, y=1, yanchor="top"))
-    step = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
+    # every frame redraws (else plotly drops the heatmap while it animates), every call queues after the running one
+    # (an interrupted animation rejects its promise: an uncaught error in the page), so there is no pause button
+    step = dict(mode="afterall", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
     ticks = dict(tickmode="array", tickvals=list(range(0, m, max(1, m // 8))),
                  ticktext=[entry_labels[i] for i in range(0, m, max(1, m // 8))])
     layout = dict(
@@ -257,10 +259,8 @@ def reading_player(h, labels: Sequence[str], entry_labels: Sequence[str], *, sta
         updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.08, xanchor="left", yanchor="top",
                           pad=dict(t=38, r=8), showactive=False,
                           buttons=[dict(label="▶", method="animate",
-                                        args=[None, dict(mode="immediate", fromcurrent=True,
-                                                         frame=dict(duration=80, redraw=False), transition=dict(duration=0))]),
-                                   dict(label="❚❚", method="animate",
-                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+                                        args=[None, dict(mode="afterall", fromcurrent=False,
+                                                         frame=dict(duration=80, redraw=True), transition=dict(duration=0))])])])
     frames = [dict(name=str(t), data=[marker(t), bars(t)], traces=[1, 2]) for t in idx]
     fig = go.Figure(dict(data=[heat, marker(k0), bars(k0)], layout=layout, frames=frames))
     style(fig, title, height=height)

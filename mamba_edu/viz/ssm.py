@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-import plotly.colors as pc
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ._style import COLORS, DIVERGING, decade_ticks, style
+from ._style import COLORS, DIVERGING, decade_ticks, diverging_colors, style
 
 
 def _list(v) -> list:
@@ -177,14 +176,6 @@ def input_output(u, y, t=None, *, x_title: str = "time step t", u_title: str = "
     return fig
 
 
-def _diverging_colors(values, zmax: float) -> list[str]:
-    """Colours of `values` on the DIVERGING scale over [-zmax, zmax], as 'rgb(…)' strings: a bar's colour
-    given explicitly (numbers with a colour scale cannot be animated by plotly: it warns once per bar)."""
-    scale = pc.get_colorscale(DIVERGING)
-    pos = [min(1.0, max(0.0, 0.5 + 0.5 * v / zmax)) for v in values]
-    return pc.sample_colorscale(scale, pos, colortype="rgb")
-
-
 def state_player(h: torch.Tensor, t=None, *, x_title: str = "time step t", y_title: str = "state entry n",
                  state_labels: Sequence[str] | None = None, title: str | None = None, colorbar_title: str = "h",
                  start: int | None = None, max_frames: int = 60, height: int = 560) -> go.Figure:
@@ -220,7 +211,7 @@ def state_player(h: torch.Tensor, t=None, *, x_title: str = "time step t", y_tit
 
     def bars(k):
         vals = h[k].tolist()
-        return go.Bar(x=y, y=vals, name="state at the chosen time", marker=dict(color=_diverging_colors(vals, zmax)),
+        return go.Bar(x=y, y=vals, name="state at the chosen time", marker=dict(color=diverging_colors(vals, zmax)),
                       showlegend=False, hovertemplate="entry %{x}: %{y:.4g}<extra></extra>")
 
     fig = make_subplots(rows=2, cols=1, row_heights=[0.6, 0.4], vertical_spacing=0.16)
