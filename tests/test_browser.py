@@ -292,6 +292,11 @@ def test_page_on_a_laptop_and_a_phone(app_url, browser, info):
         _screenshot(page, stem, LAPTOP["width"])
         page.set_viewport_size(PHONE)
         page.wait_for_timeout(1500)  # plotly redraws every chart at the new width
+        phone = page.locator("[data-testid='stMain'] label", has_text="Phone layout")
+        if phone.count():  # a page with its own phone layout (fewer panels per row): as a phone user would
+            phone.first.click()
+            _settle(page)
+            page.wait_for_timeout(1000)
         _layout(page, f"{stem} at 390 px")
         _screenshot(page, f"{stem}_phone", PHONE["width"])
         _healthy(page, console, "on a phone")

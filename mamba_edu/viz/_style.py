@@ -70,9 +70,10 @@ def lines(text: str | None) -> int:
 
 
 def _title_pad(fig: go.Figure) -> int:
-    """Room between the title and the plot: more where panel titles (annotations at the top) sit there."""
-    panel_titles = any(getattr(a, "yref", None) == "paper" and (a.y or 0) >= 0.99 for a in fig.layout.annotations)
-    return 30 if panel_titles else 8
+    """Room between the title and the plot: more where panel titles (annotations at the top) sit there,
+    one line (16 px) for each line of the tallest of them."""
+    top = [a for a in fig.layout.annotations if getattr(a, "yref", None) == "paper" and (a.y or 0) >= 0.99]
+    return 14 + 16 * max(lines(a.text) for a in top) if top else 8
 
 
 def _span_decades(fig: go.Figure, axis: str) -> float:
