@@ -72,7 +72,7 @@ def lti_figures(system, N, seed, dt, method, kind, L, text):
     states, u, y, K = run.states[:n], u[:n], run.y[:n], run.K[:n]
     player = state_player(states, x_title="time step k", y_title="state entry n",
                           colorbar_title="2·Re x" if complex_pairs else "x", start=int(states.norm(dim=1).argmax()),
-                          title=f"{name}, N = {n_state}: the state x_k over time")
+                          title=f"{name}, N = {n_state}: the state x<sub>k</sub> over time")
     u_title = "input u (token / (V − 1))" if tokens is not None else "input u"
     io = input_output(u, y, x_title="time step k", u_title=u_title, y_title="output y = C x",
                       title="Input and output")
