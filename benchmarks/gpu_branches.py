@@ -113,18 +113,21 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT / "app"))  # the pages import _common, as under app/Home.py
     os.environ.setdefault("MAMBA_EDU_TESTING", "1")
     records = []
-    todo = ([] if args.no_notebooks else [(run_notebook, p) for p in NOTEBOOKS if keep(p)]) + \
-           ([] if args.no_pages else [(run_page, p) for p in PAGES if keep(p)])
-    for fn, path in todo:
-        rec = fn(path)
-        records.append(rec)
-        print(f"{rec['kind']:8} {rec['name']:28} {rec['status']:6} {rec['seconds']:7.1f} s  {rec['error'] or ''}",
-              flush=True)
+    # pages first, then the notebooks with the most GPU cells: a run cut short has done those
+    notebooks = sorted((p for p in NOTEBOOKS if keep(p)), key=lambda p: -p.read_text().count("cuda"))
+    todo = ([] if args.no_pages else [(run_page, p) for p in PAGES if keep(p)]) + \
+           ([] if args.no_notebooks else [(run_notebook, p) for p in notebooks])
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU (no GPU)"
     report = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), device=device,
                   torch=torch.__version__, records=records)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    for fn, path in todo:
+        rec = fn(path)
+        records.append(rec)
+        print(f"{rec['kind']:8} {rec['name']:28} {rec['status']:6} {rec['seconds']:7.1f} s  {rec['error'] or ''}",
+              flush=True)
+        out.write_text(json.dumps(report, indent=1) + "\n")  # after each: a run cut short keeps what it did
     out.write_text(json.dumps(report, indent=1) + "\n")
     bad = [r["name"] for r in records if r["status"] != "ok"]
     print(f"{len(records) - len(bad)} ran, {len(bad)} failed on {device}" + (f": {', '.join(bad)}" if bad else ""))

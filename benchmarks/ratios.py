@@ -11,7 +11,7 @@ rows = same_run_ratios(results)
 print(f"{'pass':17} {'batch':>5} {'dim':>5} {'L':>7} {'N':>4} {'fused ms':>9} {'official ms':>11} {'ratio':>6} {'memory':>6}")
 for r in rows:
     mem = "" if r["memory"] is None else f"{r['memory']:.2f}"
-    print(f"{r['pass']:17} {r['batch']:5} {r['dim']:5} {r['L']:7} {r['N']:4} {r['fused_ms']:9.3f} {r['official_ms']:11.3f}"
+    print(f"{r['pass']:17} {r['batch']:5} {r['dim']:5} {r['L']:7} {r['N']:4} {r['ms']:9.3f} {r['peer_ms']:11.3f}"
           f" {r['ratio']:6.2f} {mem:>6}")
 if rows:
     worst = min(rows, key=lambda r: r["ratio"])

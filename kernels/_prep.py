@@ -15,6 +15,7 @@ import os
 import torch
 
 from mamba_edu._checks import fail
+from mamba_edu.machine import interpreter_problem
 from mamba_edu.selective import check_selective_scan_args
 
 KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -26,10 +27,14 @@ def next_pow2(x: int) -> int:
 
 
 def check_can_launch(func: str, u: torch.Tensor) -> None:
-    """A Triton kernel runs on a CUDA tensor, or on a CPU tensor under TRITON_INTERPRET=1."""
+    """A Triton kernel runs on a CUDA tensor, or on a CPU tensor under TRITON_INTERPRET=1 (with a NumPy
+    that the installed Triton's interpreter works with)."""
     if u.device.type == "cuda":
         return
     if u.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1":
+        problem = interpreter_problem()
+        if problem:
+            raise RuntimeError(f"{func}: {problem}.")
         return
     fail(func, "u", "a CUDA tensor (or a CPU tensor with TRITON_INTERPRET=1 set before Python starts)",
          f"a tensor on {u.device}")
@@ -61,6 +66,34 @@ def block_d(d: int, g: int, wanted: int) -> int:
     return bd
 
 
-def strides(t: torch.Tensor | None, ndim: int) -> tuple[int, ...]:
-    """The tensor's strides, or zeros for an absent optional tensor."""
-    return tuple(t.stride()) if t is not None else (0,) * ndim
+def strided(like: torch.Tensor, *operands: tuple[torch.Tensor | None, int]) -> tuple[list, list[int]]:
+    """Kernel arguments for the strided operands [(tensor or None, ndim), ...]: the tensors (their
+    pointers) and all their strides, flattened in order, each pointer and its strides taken from the
+    SAME tensor, so the two can never disagree (passing `t.contiguous()` with `t.stride()` reads a
+    non-contiguous t with the wrong strides). An absent optional operand gets `like` as a stand-in
+    pointer (never read: its HAS_* flag is off) and zero strides."""
+    tensors, flat = [], []
+    for t, ndim in operands:
+        if t is not None and t.dim() != ndim:
+            raise RuntimeError(f"internal: a {ndim}-D operand was expected, got shape {tuple(t.shape)}")
+        tensors.append(like if t is None else t)
+        flat += [0] * ndim if t is None else list(t.stride())
+    return tensors, flat
+
+
+def dense(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """A (dim,) or state-shaped tensor the kernels index as contiguous memory (D, delta_bias, dlast): its
+    contiguous copy (a no-op when it already is), or `like` as a stand-in for an absent one."""
+    return t.contiguous() if t is not None else like
+
+
+def refuse_grad(func: str, impl: str, **tensors: torch.Tensor | None) -> None:
+    """Forward-only kernels: refuse inputs that require grad up front (autograd would otherwise return
+    no gradient, or fail somewhere obscure) and name the implementations that have a backward."""
+    if not torch.is_grad_enabled():
+        return
+    for name, t in tensors.items():
+        if t is not None and t.requires_grad:
+            fail(func, name, f"a tensor that does not require grad: impl='{impl}' is forward only (use "
+                             "impl='fused' or 'parallel' for gradients, or call it under torch.no_grad())",
+                 "a tensor with requires_grad=True")

@@ -22,7 +22,7 @@ import torch
 import triton
 from torch import Tensor
 
-from ._prep import block_d, next_pow2, prepare, strides
+from ._prep import block_d, dense, next_pow2, prepare, strided
 from .selective_scan_fused import _bwd_lscan_kernel, _bwd_seq_kernel, _fwd_lscan_kernel, _fwd_seq_kernel
 
 FUNC = "selective_scan_fused"
@@ -162,11 +162,6 @@ def _bf16_pairs(B: Tensor, C: Tensor, full: bool) -> bool:
                         and all(s % 2 == 0 for s in t.stride()[:3]) for t in (B, C))
 
 
-def _opt(t: Optional[Tensor], like: Tensor) -> Tensor:
-    """A stand-in pointer for an absent optional tensor (never read: its HAS_* flag is off)."""
-    return t.contiguous() if t is not None else like
-
-
 # ----------------------------------------------------------------------------------------------
 # Forward
 # ----------------------------------------------------------------------------------------------
@@ -185,14 +180,15 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optio
     shape = (b, d, n_chunks, n) if save_checkpoints else (0,)
     ckpt = torch.empty(shape, device=u.device, dtype=torch.float32)
     grid = (triton.cdiv(d, cfg["BLOCK_D"]), b)
-    common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *out.stride())
+    # every strided operand's pointer and strides come from the same tensor (z is often a transposed view)
+    (u_, dt_, A_, B_, C_, z_, out_), common = strided(u, (u, 3), (delta, 3), (A, 2), (B, 4), (C, 4), (z, 3), (out, 3))
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                  SOFTPLUS=delta_softplus, STORE_CKPT=save_checkpoints)
     pre = u.new_empty(0, dtype=torch.float32)
     if save_checkpoints and z is not None:
         pre = torch.empty(b, d, l, device=u.device, dtype=torch.float32)
     pre_arg = pre if pre.numel() else out
-    args = (u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), out)
+    args = (u_, dt_, A_, B_, C_, dense(D, u), z_, dense(delta_bias, u), out_)
     cfg.pop("BLOCK_N")
     if kind == "seq":
         last = torch.empty(b, d, n, device=u.device, dtype=torch.float32)  # (b, d, n)
@@ -242,7 +238,6 @@ def _backward_kernels(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     bd, bl = cfg["BLOCK_D"], cfg["BLOCK_L"]
     n_chunks = triton.cdiv(l, bl)
     n_dblocks = triton.cdiv(d, bd)
-    dout = dout.contiguous()
     f32 = dict(device=u.device, dtype=torch.float32)
     du = torch.empty(b, d, l, device=u.device, dtype=u.dtype)  # (b, d, l)
     ddelta = torch.empty(b, d, l, device=u.device, dtype=delta.dtype)  # (b, d, l)
@@ -258,10 +253,10 @@ def _backward_kernels(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     dD_part = torch.empty(b, d, **f32)
     dbias_part = torch.empty(b, d, **f32)
     grid = (n_dblocks, b)
-    args = (u, delta, A, B, C, _opt(D, u), _opt(z, u), _opt(delta_bias, u), dout,
-            dlast.contiguous() if dlast is not None else u, ckpt)
+    (u_, dt_, A_, B_, C_, z_, dout), common = strided(u, (u, 3), (delta, 3), (A, 2), (B, 4), (C, 4), (z, 3),
+                                                      (dout, 3))
+    args = (u_, dt_, A_, B_, C_, dense(D, u), z_, dense(delta_bias, u), dout, dense(dlast, u), ckpt)
     grads = (du, ddelta, dz if z is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part)
-    common = (*u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *strides(z, 3), *dout.stride())
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
                  HAS_DLAST=dlast is not None)
     if ckpt.shape[2] != n_chunks:

@@ -78,6 +78,14 @@ def first_order_combine(a1, b1, a2, b2):
 
 
 @triton.jit
+def _only_if(mask, cond):
+    """mask where the scalar condition cond holds, else all False: `mask & cond`, written as a select
+    (Triton 3.9's interpreter with NumPy 2.4 broadcasts a scalar boolean to int32, which a masked load
+    then refuses: "mask has unsupported dtype"). The same instructions on a GPU."""
+    return tl.where(cond, mask, False)
+
+
+@triton.jit
 def _hw(x, OP: tl.constexpr):
     """The GPU's bare approximate instruction OP ("ex2", "lg2" or "rcp") on float32 x, results below
     2^-126 flushed to 0: one instruction, where the exact versions add a sequence around it. Inline
@@ -107,8 +115,23 @@ def _log2(x, FAST: tl.constexpr):
 
 @triton.jit
 def _softplus(x, FAST: tl.constexpr):
-    """log(1 + e^x) = ln 2 · log2(1 + 2^(x·log2 e)), and x itself above 20 (where they agree in fp32)."""
-    return tl.where(x <= 20.0, 0.6931471805599453 * _log2(1.0 + _exp2(x * 1.4426950408889634, FAST), FAST), x)
+    """softplus(x) by the official kernel's rule: log1p(e^x) for x <= 20, x itself above.
+
+    Not log(1 + e^x) as written: in fp32, 1 + e^x rounds to 1 below x ≈ -16.6 and the log is then
+    exactly 0 (so Δ, and with it dA, dB, dC, vanish), and it loses digits well before. With y = e^x
+    and w = 1 + y (rounded):
+        x < -3:   log1p(y) = y − y²/2 + y³/3 − y⁴/4 + …   (y < 0.05: the rest is < 2e-6 of it)
+        else:     log1p(y) = ln w − ((w − 1) − y)/w        (ln w corrected for the rounding of 1 + y)
+    FAST (hardware ex2 and lg2): without the correction, as lg2's own error (~2^-22 near 1) is as large:
+    relative error < 5e-6 for x >= -3. Four FMAs and a select more than log(1 + e^x), once per
+    (channel, step), not per state entry."""
+    y = _exp2(tl.minimum(x, 20.0) * 1.4426950408889634, FAST)  # e^x; the min keeps it finite
+    series = y * (1.0 - y * (0.5 - y * (0.3333333333333333 - 0.25 * y)))
+    w = 1.0 + y
+    logw = 0.6931471805599453 * _log2(w, FAST)
+    if not FAST:
+        logw -= ((w - 1.0) - y) / w
+    return tl.where(x > 20.0, x, tl.where(x < -3.0, series, logw))
 
 
 @triton.jit
@@ -466,13 +489,13 @@ def _fwd_lscan_kernel(
         Cn = tl.load(C_tile + t[None, :] * sC_l, mask=m_dl, other=0.0)
         for n in range(0, N):
             A2 = tl.load(A_col + n * sA_n, mask=mask_d, other=0.0).to(tl.float32) * 1.4426950408889634
-            m_next = m_dl & (n + 1 < N)
+            m_next = _only_if(m_dl, n + 1 < N)
             B_next = tl.load(B_tile + (n + 1) * sB_n + t[None, :] * sB_l, mask=m_next, other=0.0)
             C_next = tl.load(C_tile + (n + 1) * sC_n + t[None, :] * sC_l, mask=m_next, other=0.0)
             a = _exp2(dt * A2[:, None], FAST_EXP2)  # (BD, BL): exp(Δ·A)
             bu = dtu * Bn.to(tl.float32)  # Δ·u·B
             if NEED_CARRY:  # the state carried in enters as part of the first step: b_0 + a_0·h_carry
-                h0 = tl.load(h_rd + n, mask=mask_d & (c > 0), other=0.0)  # (BD,)
+                h0 = tl.load(h_rd + n, mask=_only_if(mask_d, c > 0), other=0.0)  # (BD,)
                 if STORE_CKPT:
                     tl.store(ck_base + c * N + n, h0, mask=mask_d)
                 bu = tl.where(at_start, bu + a * h0[:, None], bu)
@@ -580,9 +603,9 @@ def _bwd_lscan_kernel(
             a_cum, h_in = tl.associative_scan((a, bu), axis=1, combine_fn=first_order_combine)
             h = a_cum * h0[:, None] + h_in
             # the adjoint g_t = C_t·dy_t + a_{t+1}·g_{t+1}, a reverse scan, g after the chunk carried in
-            g1 = tl.load(g_rd + n, mask=mask_d & (ci > 0), other=0.0)  # (BD,)
+            g1 = tl.load(g_rd + n, mask=_only_if(mask_d, ci > 0), other=0.0)  # (BD,)
             if HAS_DLAST:
-                g1 += tl.load(dlast_ptr + (pid_b * dim + offs_d) * N + n, mask=mask_d & (ci == 0), other=0.0)
+                g1 += tl.load(dlast_ptr + (pid_b * dim + offs_d) * N + n, mask=_only_if(mask_d, ci == 0), other=0.0)
             a_next = _exp2(dtn * A2[:, None], FAST_EXP2)
             a_rev, g_in = tl.associative_scan((a_next, dy * Cn), axis=1,
                                               combine_fn=first_order_combine, reverse=True)

@@ -26,7 +26,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._prep import block_d, next_pow2, prepare, strides
+from ._prep import block_d, dense, next_pow2, prepare, refuse_grad, strided
+from .selective_scan_fused import _softplus
 
 FUNC = "selective_scan_simple"
 
@@ -71,7 +72,7 @@ def _simple_fwd_kernel(
         if HAS_BIAS:
             dt = dt + bias
         if SOFTPLUS:
-            dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)  # softplus, linear above 20
+            dt = _softplus(dt, False)  # log1p(e^Δ), linear above 20: the official kernel's rule
         # h_t = exp(Δ_t·A) ⊙ h_{t-1} + Δ_t·B_t·u_t ;  y_t = C_t · h_t
         h = tl.exp(dt[:, None] * A) * h + (dt * u)[:, None] * Bt[None, :]  # (BD, BN)
         y = tl.sum(h * Ct[None, :], axis=1)  # (BD,)
@@ -91,15 +92,15 @@ def selective_scan_simple(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
                           return_last_state=False, block_d_max: int = 16):
     """The selective scan (contract in DESIGN.md) with the one-step-per-iteration Triton kernel."""
     b, d, l, n, g, B4, C4 = prepare(FUNC, u, delta, A, B, C, D, z, delta_bias)
+    refuse_grad(FUNC, "triton_simple", u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias)
     bd, bn = block_d(d, g, block_d_max), next_pow2(n)
-    out = torch.empty_like(u)  # (b, d, l)
+    out = torch.empty_like(u, memory_format=torch.contiguous_format)  # (b, d, l)
     last = torch.empty(b, d, n, device=u.device, dtype=torch.float32) if return_last_state else out
     grid = (b, triton.cdiv(d, bd))
+    (u_, dt_, A_, B_, C_, z_, out_), strides = strided(u, (u, 3), (delta, 3), (A, 2), (B4, 4), (C4, 4), (z, 3),
+                                                       (out, 3))
     _simple_fwd_kernel[grid](
-        u, delta, A, B4, C4, D.contiguous() if D is not None else u, z if z is not None else u,
-        delta_bias.contiguous() if delta_bias is not None else u, out, last,
-        d, l, n, d // g,
-        *u.stride(), *delta.stride(), *A.stride(), *B4.stride(), *C4.stride(), *strides(z, 3), *out.stride(),
+        u_, dt_, A_, B_, C_, dense(D, u), z_, dense(delta_bias, u), out_, last, d, l, n, d // g, *strides,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus),
         STORE_LAST=bool(return_last_state), BLOCK_D=bd, BLOCK_N=bn,
     )

@@ -572,6 +572,6 @@ def same_run_ratios(results: dict, impl: str = "fused", peer: str = "official") 
     for k in sorted(set(ours) & set(theirs), key=lambda k: (PASSES.index(k[0]) if k[0] in PASSES else 9, *k[1:])):
         a, b = ours[k], theirs[k]
         pa, pb = a.get("peak_bytes"), b.get("peak_bytes")
-        rows.append(dict(zip(("pass", "batch", "dim", "L", "N", "dtype"), k), fused_ms=a["ms"], official_ms=b["ms"],
+        rows.append(dict(zip(("pass", "batch", "dim", "L", "N", "dtype"), k), ms=a["ms"], peer_ms=b["ms"],
                          ratio=b["ms"] / a["ms"], memory=pa / pb if pa and pb else None))
     return rows

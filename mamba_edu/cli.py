@@ -26,6 +26,7 @@ import os
 import re
 import socket
 import sys
+import time
 from pathlib import Path
 
 from .cliargs import BadArgument, Parser, float_in, int_in, int_list, out_dir, out_file, torch_device
@@ -108,9 +109,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 TRAIN_RANGES = {"seq_len": (1, 2**16), "n_data": (1, 2**12), "vocab_size": (2, 2**16), "d_model": (1, 8192),
                 "n_layers": (1, 64), "d_state": (1, 1024), "expand": (1, 16), "dt_rank": (0, 8192),
                 "n_heads": (1, 8192), "steps": (1, 10**8), "batch_size": (1, 2**16), "warmup": (0, 10**8),
-                "eval_every": (1, 10**8), "eval_size": (1, 2**16), "seed": (0, 2**63 - 1)}
+                "eval_every": (1, 10**8), "eval_size": (1, 2**16), "seed": (0, 2**63 - 1), "headdim": (1, 1024),
+                "mimo_rank": (1, 64)}
 TRAIN_FLOATS = {"lr": float_in(0, 10, lo_open=True), "clip": float_in(0, 1e6, lo_open=True),
-                "weight_decay": float_in(0, 1e3)}
+                "weight_decay": float_in(0, 1e3), "rope_fraction": float_in(0, 1)}
 TRAIN_MAX_LEN = 2**20
 TRAIN_BYTES_PER_STATE = 4 * 6  # fp32; the parallel scan keeps ~6 (b, D, T, N) tensors per layer for backward
 
@@ -169,6 +171,12 @@ def check_train(args: argparse.Namespace) -> None:
             raise BadArgument(f"argument --preset: trains the preset's fixed runs and takes none of the training "
                               f"options; got {', '.join(given)}")
         return
+    if args.only is not None and args.reproduce is None:
+        raise BadArgument("argument --only: applies with --reproduce DIR only")
+    try:
+        T.parse_only(args.only) if args.only is not None else None
+    except ValueError as e:
+        raise BadArgument(_train_message(e)) from None
     if args.reproduce is not None:
         given = [_flag(f) for f in fields if getattr(args, f) != getattr(T.TrainConfig, f)]
         given += [o for o, v in (("--out", args.out), ("--device", args.device != "cpu")) if v]
@@ -186,8 +194,10 @@ def check_train(args: argparse.Namespace) -> None:
     if need > have:
         raise BadArgument(f"argument --d-model/--batch-size/--seq-len/--d-state: these settings need at least "
                           f"{need / 2**30:.1f} GiB for one training step; {args.device} has {have / 2**30:.1f} GiB")
-    applies = {"n_data": ("task", ("selective-copy", "mqar")), "d_state": ("model", ("mamba", "s4d")),
-               "expand": ("model", ("mamba",)), "dt_rank": ("model", ("mamba",)),
+    applies = {"n_data": ("task", ("selective-copy", "mqar")), "d_state": ("model", ("mamba", "s4d", "mamba3")),
+               "expand": ("model", ("mamba", "mamba3")), "dt_rank": ("model", ("mamba",)),
+               "headdim": ("model", ("mamba3",)), "rope_fraction": ("model", ("mamba3",)),
+               "mimo_rank": ("model", ("mamba3",)),
                "n_heads": ("model", ("attention",)), "positions": ("model", ("attention",))}
     for name, (on, values) in applies.items():
         if getattr(cfg, name) != getattr(T.TrainConfig, name) and getattr(cfg, on) not in values:
@@ -215,8 +225,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"wrote {out}/results.json, README.md and the checkpoints in {res['total_seconds'] / 60:.1f} min")
         return 0
     if args.reproduce is not None:
-        res = T.reproduce(args.reproduce, max_len=args.max_len or T.REPRODUCE_MAX_LEN, progress=not args.quiet)
-        print(f"wrote {args.reproduce}/results.json, README.md and checkpoints/ in {res['total_seconds'] / 60:.1f} min")
+        t0, only = time.perf_counter(), None if args.only is None else T.parse_only(args.only)
+        T.reproduce(args.reproduce, max_len=args.max_len or T.REPRODUCE_MAX_LEN, progress=not args.quiet, only=only)
+        print(f"wrote {args.reproduce}/results.json, README.md and checkpoints/ in {(time.perf_counter() - t0) / 60:.1f} min")
         return 0
     cfg = T.TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(T.TrainConfig)})
     res = T.train(cfg, progress=not args.quiet, device=args.device)
@@ -268,7 +279,9 @@ def _add_train(sub) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--reproduce", metavar="DIR", type=out_dir,
                    help="train and evaluate every run of the results table and write DIR/results.json, "
-                        "DIR/README.md and DIR/checkpoints/ (takes no training options; --max-len, --threads apply)")
+                        "DIR/README.md and DIR/checkpoints/ (takes no training options; --max-len, --threads, --only apply)")
+    t.add_argument("--only", metavar="PATTERNS", help="with --reproduce: retrain only the runs matching these "
+                   "comma-separated patterns ('parity-*,modsum-*'), keeping the other runs of DIR/results.json")
     t.add_argument("--preset", choices=["textlm"],
                    help="textlm: train the byte-level language model on the Python standard library's source and "
                         "its same-size attention baseline, and write results/textlm (or --reproduce DIR); takes no "

@@ -20,6 +20,15 @@ Three rules, from exact to crude (all agree to first order in Δ):
     forward Euler (one tangent step; unstable once Δ is large compared to 1/|eigenvalue|)
         Ab = I + ΔA                     Bb = ΔB
 
+Mamba-3's rule (exponential-trapezoidal) is not an (Ab, Bb) pair: it keeps the previous input too,
+
+    x_k = Ab x_{k-1} + Bb_prev u_{k-1} + Bb_cur u_k
+    Ab = exp(ΔA)      Bb_prev = (1 - λ) Δ exp(ΔA) B      Bb_cur = λ Δ B       (0 ≤ λ ≤ 1)
+
+λ = 1 is the exponential-Euler rule of Mamba-1/2 (Ab = exp(ΔA), Bb = ΔB); λ = ½ weighs both ends of
+the step equally, the trapezoid rule applied to the input integral, one order more accurate.
+`exp_trapezoidal` returns the three matrices.
+
 A useful fact: every rule depends on A, B and Δ only through ΔA and ΔB, so discretising
 (ΔA, ΔB) with step 1 is the same as discretising (A, B) with step Δ.
 
@@ -170,6 +179,34 @@ def _euler(A, B, dt, diagonal):
 
 
 _RULES = {"zoh": _zoh, "bilinear": _bilinear, "euler": _euler}
+
+
+def exp_trapezoidal(A: torch.Tensor, B: torch.Tensor, dt, lam: float = 0.5, diagonal: bool | None = None):
+    """Mamba-3's exponential-trapezoidal rule: x_k = Ab x_{k-1} + Bb_prev u_{k-1} + Bb_cur u_k.
+
+        Ab = exp(ΔA)       Bb_prev = (1 − λ)·Δ·exp(ΔA)·B       Bb_cur = λ·Δ·B
+
+    The input integral ∫_0^Δ exp((Δ−s)A) B u(t_{k−1}+s) ds is approximated by weighing its two
+    ends: λ on the right end (s = Δ: factor B u_k) and 1 − λ on the left end (s = 0: factor
+    exp(ΔA) B u_{k−1}). λ = 1 gives the exponential-Euler rule of Mamba-1/2; λ = ½ the trapezoid
+    rule, whose error per step is O(Δ³) instead of O(Δ²). Returns (Ab, Bb_prev, Bb_cur); a 1-D dt
+    (T,) adds a leading (T,) axis, as for the other rules.
+    """
+    A, B, dt, diagonal = _check_system("exp_trapezoidal", A, B, dt, diagonal)
+    lam = check_float("exp_trapezoidal", "lam", lam)
+    if not 0.0 <= lam <= 1.0:
+        fail("exp_trapezoidal", "lam", "a number in [0, 1]", lam)
+    Ab, _ = _zoh(A, B, dt, diagonal)                               # (t, ..., n) or (t, n, n): exp(ΔA)
+    if diagonal:
+        nd = max(A.dim(), B.dim())
+        dB = _steps(dt, nd) * B                                    # (t, ..., n)
+        return Ab, (1 - lam) * Ab * dB, lam * dB                   # exp(ΔA)·ΔB elementwise
+    Bm = B if B.dim() == 2 else B[:, None]                         # (n, p)
+    dB = (_steps(dt, 2) * Bm).to(Ab.dtype)                         # (t, n, p)
+    prev, cur = (1 - lam) * Ab @ dB, lam * dB                      # (t, n, p)
+    if B.dim() == 1:
+        prev, cur = prev[..., 0], cur[..., 0]                      # (t, n)
+    return Ab, prev, cur
 
 
 def zoh(A: torch.Tensor, B: torch.Tensor, dt, diagonal: bool | None = None):

@@ -17,6 +17,7 @@ kernel, so the (batch, dim, L, N) intermediates stay in that SRAM and never trav
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
@@ -56,6 +57,29 @@ def triton_version() -> str | None:
     except Exception:  # pragma: no cover - depends on the machine
         return None
     return getattr(triton, "__version__", "unknown")
+
+
+def _release(version: str) -> tuple[int, int]:
+    """"3.6.0" → (3, 6)."""
+    major, minor = (version.split(".") + ["0"])[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+@functools.cache
+def interpreter_problem() -> str | None:
+    """Why Triton's interpreter cannot run the kernels with the installed NumPy, or None.
+
+    Triton 3.6's interpreter runs `range(0, N)` over a scalar argument by calling int() on a
+    one-element array, which NumPy 2.4 refuses ("only 0-dimensional arrays can be converted to
+    Python scalars"); Triton 3.7 and later run with NumPy 2.3 and 2.4 alike.
+    """
+    import numpy
+    import triton
+
+    if _release(triton.__version__) < (3, 7) and _release(numpy.__version__) >= (2, 4):
+        return (f"Triton {triton.__version__}'s interpreter cannot run with NumPy {numpy.__version__}: "
+                "install numpy<2.4 or triton>=3.7")
+    return None
 
 
 def describe_device(index: int = 0) -> DeviceInfo:

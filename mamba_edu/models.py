@@ -27,6 +27,7 @@ from torch import nn
 
 from . import lti
 from ._checks import COMPLEX_DTYPES, FLOAT_DTYPES, check_choice, check_int, check_tensor, fail
+from .mamba3 import Mamba3
 from .selective import S6
 
 def _check_sequence(func: str, x: torch.Tensor, d_model: int) -> None:
@@ -383,6 +384,7 @@ class AttentionBlock(nn.Module):
 
 
 MIXERS["attention"] = AttentionBlock
+MIXERS["mamba3"] = Mamba3  # mamba_edu.mamba3: trapezoid, rotating state, MIMO (chapter 12)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 
 from ._checks import fail
-from .machine import triton_version
+from .machine import interpreter_problem, triton_version
 from .iomodel import ScanShape, fused_bytes, materialised_bytes, naive_bytes, triton_scan_bytes
 
 
@@ -51,6 +51,8 @@ class Implementation:
                 return False, "Triton cannot be imported here"
             if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
                 return False, "on a CPU, Triton kernels run only under TRITON_INTERPRET=1"
+            if device.type != "cuda" and interpreter_problem():
+                return False, interpreter_problem()
         return True, ""
 
     def load(self) -> Callable:

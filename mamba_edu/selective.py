@@ -165,6 +165,8 @@ def _discretized_delta(delta, delta_bias, delta_softplus, f):
     if delta_bias is not None:
         delta = delta + delta_bias.to(f)[:, None]  # (b, d, l)
     if delta_softplus:
+        # log1p(e^x) for x <= 20 and x above (F.softplus's threshold 20): the official kernel's rule, which
+        # the Triton kernels follow too; never log(1 + e^x), which is exactly 0 below x ≈ -17 in float32
         delta = F.softplus(delta)  # (b, d, l)
     return delta
 

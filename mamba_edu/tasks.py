@@ -33,6 +33,13 @@ absolute positions fails beyond about 2x its training length.
 
 Multi-query associative recall (Zoology, Arora et al. 2023) is the harder cousin: many key-value
 pairs, then many queries.
+
+State tracking: parity and modular sums (Mamba-3 paper, section 4; Grazzi et al. 2025). Tokens are
+numbers 0 … m−1 and at every position the answer is the running sum mod m (m = 2: the parity of
+the bits so far). One rotation by 2π·x_t/m per token solves it exactly: the state's angle IS the
+sum mod m. A real state with decays in (0, 1] can only shrink and add, never turn back: it can
+count for a while, but the readout of "count mod m" gets harder with every token. Mamba-3's
+complex (rotating) state tracks it at any length; real-valued Mamba-1/2 fall towards chance.
 """
 
 from __future__ import annotations
@@ -184,6 +191,37 @@ def associative_recall(batch: int, seq_len: int = 64, n_pairs: int = 4, vocab_si
 
 
 # ----------------------------------------------------------------------------------------------
+# State tracking: running sums mod m (parity is m = 2)
+# ----------------------------------------------------------------------------------------------
+
+
+def modular_sum(batch: int, seq_len: int = 64, vocab_size: int = 5, seed: int = 0) -> TaskBatch:
+    """Running sums mod m = vocab_size: tokens uniform in 0 … m−1; the answer at EVERY position t is
+    (x_0 + … + x_t) mod m.
+
+        tokens   [ 3 1 4 1 0 2 … ]       (m = 5)
+        targets  [ 3 4 3 4 4 1 … ]       T = L
+
+    Chance accuracy is 1 / m.
+    """
+    func = "modular_sum"
+    check_int(func, "batch", batch)
+    check_int(func, "seq_len", seq_len)
+    check_int(func, "vocab_size", vocab_size, minimum=2)
+    g = _generator(func, seed)
+    tokens = torch.randint(0, vocab_size, (batch, seq_len), generator=g)  # (b, L)
+    targets = torch.remainder(torch.cumsum(tokens, dim=1), vocab_size)  # (b, L)
+    return TaskBatch(tokens, targets)
+
+
+def parity(batch: int, seq_len: int = 64, vocab_size: int = 2, seed: int = 0) -> TaskBatch:
+    """Running parity of random bits: `modular_sum` with m = 2. Tokens and answers are 0 and 1;
+    vocab_size (≥ 2) is only the model's vocabulary (tokens ≥ 2 never occur). Chance is 1/2."""
+    check_int("parity", "vocab_size", vocab_size, minimum=2)
+    return modular_sum(batch, seq_len=seq_len, vocab_size=2, seed=seed)
+
+
+# ----------------------------------------------------------------------------------------------
 # The registry: one name per task, for the trainer and the command line
 # ----------------------------------------------------------------------------------------------
 
@@ -191,6 +229,8 @@ TASKS = {
     "selective-copy": selective_copying,
     "induction": induction_heads,
     "mqar": associative_recall,
+    "parity": parity,
+    "mod-sum": modular_sum,
 }
 
 
@@ -203,9 +243,9 @@ def make_batch(task: str, batch: int, seq_len: int, vocab_size: int, seed: int =
 def chance_accuracy(task: str, vocab_size: int) -> float:
     """Accuracy of guessing uniformly among the possible answers."""
     check_choice("chance_accuracy", "task", task, TASKS)
-    check_int("chance_accuracy", "vocab_size", vocab_size, minimum=3)
+    check_int("chance_accuracy", "vocab_size", vocab_size, minimum=2 if task in ("parity", "mod-sum") else 3)
     n_answers = {"selective-copy": vocab_size - 2, "induction": vocab_size - 1,
-                 "mqar": vocab_size - 1 - (vocab_size - 1) // 2}[task]
+                 "mqar": vocab_size - 1 - (vocab_size - 1) // 2, "parity": 2, "mod-sum": vocab_size}[task]
     return 1.0 / n_answers
 
 
@@ -216,4 +256,4 @@ def total_length(task: str, seq_len: int, n_data: int = 0) -> int:
 
 
 __all__ = ["TaskBatch", "IGNORE", "NOISE", "MARKER", "SPECIAL", "selective_copying", "induction_heads",
-           "associative_recall", "TASKS", "make_batch", "chance_accuracy", "total_length"]
+           "associative_recall", "modular_sum", "parity", "TASKS", "make_batch", "chance_accuracy", "total_length"]

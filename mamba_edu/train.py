@@ -68,6 +68,9 @@ class TrainConfig:
     dt_rank: int = 0  # mamba: rank of the Δ projection (0: the library's default ⌈d_model/16⌉)
     n_heads: int = 2  # attention
     positions: str = "sinusoidal"  # attention: sinusoidal or learned
+    headdim: int = 16  # mamba3: channels per head
+    rope_fraction: float = 0.5  # mamba3: fraction of the state that rotates (0: a real state)
+    mimo_rank: int = 1  # mamba3: MIMO rank (1: SISO)
     steps: int = 600
     batch_size: int = 64
     lr: float = 3e-3
@@ -84,11 +87,13 @@ class TrainConfig:
         check_choice(func, "model", self.model, MIXERS)
         check_choice(func, "positions", self.positions, POSITIONS)
         for name in ("seq_len", "n_data", "vocab_size", "d_model", "n_layers", "d_state", "expand", "n_heads",
-                     "steps", "batch_size", "eval_every", "eval_size"):
+                     "steps", "batch_size", "eval_every", "eval_size", "headdim", "mimo_rank"):
             check_int(func, name, getattr(self, name))
         check_int(func, "warmup", self.warmup, minimum=0)
         check_int(func, "dt_rank", self.dt_rank, minimum=0)
         check_int(func, "seed", self.seed, minimum=0)
+        if self.rope_fraction not in (0, 0.5, 1):
+            fail(func, "rope_fraction", "0, 0.5 or 1", self.rope_fraction)
         for name in ("lr", "clip"):
             check_float(func, name, getattr(self, name), positive=True)
         if check_float(func, "weight_decay", self.weight_decay) < 0:
@@ -123,6 +128,9 @@ def model_kwargs(cfg: TrainConfig) -> dict:
         kw.update(d_state=cfg.d_state)
     elif cfg.model == "attention":
         kw.update(n_heads=cfg.n_heads, positions=cfg.positions, max_len=cfg.total_len)
+    elif cfg.model == "mamba3":
+        kw.update(d_state=cfg.d_state, expand=cfg.expand, headdim=cfg.headdim, rope_fraction=cfg.rope_fraction,
+                  mimo_rank=cfg.mimo_rank)
     return kw
 
 
@@ -175,7 +183,8 @@ def lr_factor(step: int, steps: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-NO_DECAY = ("A_log", "log_A_real", "A_imag")  # the state matrix A of S6 and S4D: its scale is the memory
+# the state matrix A of S6 and S4D (its scale is the memory); Mamba-3's B/C biases and MIMO weights
+NO_DECAY = ("A_log", "log_A_real", "A_imag", "B_bias", "C_bias", "mimo_x", "mimo_z", "mimo_o")
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -471,21 +480,72 @@ REPRODUCE_RUNS = {
     "induction-attention": TrainConfig(model="attention", d_model=32, n_layers=2, n_heads=4, steps=2000, lr=3e-3,
                                        weight_decay=0.1, **_INDUCTION),
 }
+# Beyond Mamba-2 (chapter 12): state tracking, where only a rotating state succeeds, and selective
+# copying nearer the paper's setting (L = 256 noisy tokens, 16 data tokens; the paper uses L = 4096).
+_TRACK = dict(seq_len=64, d_model=32, n_layers=1, d_state=16, headdim=16, batch_size=32, lr=1e-2, weight_decay=0.0,
+              eval_size=512, seed=0)
+_PARITY = dict(task="parity", vocab_size=2, steps=400, eval_every=100, **_TRACK)
+_MODSUM = dict(task="mod-sum", vocab_size=3, steps=1500, eval_every=250, **{**_TRACK, "seq_len": 32})  # harder: L 32
+_COPY256 = dict(task="selective-copy", seq_len=256, n_data=16, vocab_size=16, d_model=32, n_layers=2,
+                batch_size=16, lr=1e-2, weight_decay=0.0, eval_every=250, eval_size=512, seed=0)
+REPRODUCE_RUNS.update({
+    "parity-mamba3": TrainConfig(model="mamba3", rope_fraction=0.5, **_PARITY),  # rotating (complex) state
+    "parity-mamba3-real": TrainConfig(model="mamba3", rope_fraction=0, **_PARITY),  # the same layer, no rotation
+    "parity-mamba": TrainConfig(model="mamba", dt_rank=32, **{**_PARITY, "d_state": 16}),  # Mamba-1, real
+    "modsum-mamba3": TrainConfig(model="mamba3", rope_fraction=0.5, **_MODSUM),
+    "modsum-mamba3-real": TrainConfig(model="mamba3", rope_fraction=0, **_MODSUM),
+    "modsum-mamba": TrainConfig(model="mamba", dt_rank=32, **_MODSUM),
+    "copy256-s4d": TrainConfig(model="s4d", d_state=8, steps=2000, **_COPY256),
+    "copy256-mamba": TrainConfig(model="mamba", d_state=8, dt_rank=32, steps=2000, **_COPY256),
+})
 # which runs are evaluated at longer lengths, and how: the SSM recurrently (memory constant in L),
 # attention all at once (its cost grows as L², so a time budget stops it)
 REPRODUCE_EXTRAPOLATION = {"induction-mamba": "recurrent", "induction-attention": "forward"}
+# the state-tracking runs: all at once (every position is an answer), up to STATE_TRACKING_MAX_LEN
+REPRODUCE_EXTRAPOLATION.update({name: "forward" for name in REPRODUCE_RUNS if name.startswith(("parity-", "modsum-"))})
+STATE_TRACKING_MAX_LEN = 1024
 REPRODUCE_MAX_LEN = 65536
 FINAL_EVAL_SIZE = 2048
 
 
+def parse_only(text: str) -> list[str]:
+    """'parity-*,copy256-mamba' → the patterns; each must match a run of REPRODUCE_RUNS (ValueError)."""
+    pats = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not pats or not all(_selected_any(REPRODUCE_RUNS, p) for p in pats):
+        fail("parse_only", "only", "comma-separated patterns, each matching a run of the results table "
+             f"({', '.join(REPRODUCE_RUNS)})", repr(text))
+    return pats
+
+
+def _selected_any(names, pattern: str) -> bool:
+    import fnmatch
+
+    return any(fnmatch.fnmatch(n, pattern) for n in names)
+
+
+def _selected(names, only) -> list[str]:
+    """The names matching any of the shell patterns in `only` (all of them when only is None)."""
+    import fnmatch
+
+    if only is None:
+        return list(names)
+    picked = [n for n in names if any(fnmatch.fnmatch(n, pat) for pat in only)]
+    if not picked:
+        fail("reproduce", "only", f"patterns matching some of {', '.join(names)}", ", ".join(only))
+    return picked
+
+
 def reproduce(out_dir="results/tasks", max_len: int = REPRODUCE_MAX_LEN, n_extrapolate: int = 64,
-              time_budget_s: float = 30.0, runs: dict | None = None, progress: bool = True) -> dict:
+              time_budget_s: float = 30.0, runs: dict | None = None, progress: bool = True,
+              only: list[str] | None = None) -> dict:
     """Train every run of REPRODUCE_RUNS, evaluate, extrapolate, and write the results under out_dir:
 
         out_dir/results.json          every number, with seeds, sizes, steps, wall times, versions
         out_dir/README.md             the same as markdown tables
         out_dir/checkpoints/NAME.pt   the trained weights (+ NAME.json, the config and final accuracy)
 
+    only: shell patterns ("parity-*"): train just the matching runs and keep every other run of an
+    existing out_dir/results.json as it is (each run records the environment it was trained in).
     Returns the dict written to results.json.
     """
     check_int("reproduce", "max_len", max_len, minimum=64)
@@ -495,7 +555,8 @@ def reproduce(out_dir="results/tasks", max_len: int = REPRODUCE_MAX_LEN, n_extra
     out = Path(out_dir)
     t_start = time.perf_counter()
     results = {"environment": environment(), "runs": {}, "extrapolation": {}}
-    for name, cfg in runs.items():
+    for name in _selected(runs, only):
+        cfg = runs[name]
         if progress:
             print(f"[{name}] training ({cfg.steps} steps)", flush=True)
         res = train(cfg, progress=progress)
@@ -505,7 +566,8 @@ def reproduce(out_dir="results/tasks", max_len: int = REPRODUCE_MAX_LEN, n_extra
                  "parameters": count_parameters(res.model), "train_seconds": res.seconds,
                  "accuracy": final["accuracy"], "sequence_accuracy": final["sequence_accuracy"],
                  "eval_sequences": final["n"], "eval_seed": EVAL_SEED,
-                 "chance": tasks.chance_accuracy(cfg.task, cfg.vocab_size), "history": res.history}
+                 "chance": tasks.chance_accuracy(cfg.task, cfg.vocab_size), "history": res.history,
+                 "environment": environment()}
         save_checkpoint(out / "checkpoints" / name, res.model, cfg, accuracy=final["accuracy"],
                         sequence_accuracy=final["sequence_accuracy"], train_seconds=res.seconds)
         entry["checkpoint"] = f"checkpoints/{name}.pt"
@@ -514,11 +576,25 @@ def reproduce(out_dir="results/tasks", max_len: int = REPRODUCE_MAX_LEN, n_extra
             print(f"[{name}] accuracy {final['accuracy']:.4f} (chance {entry['chance']:.3f}), "
                   f"{res.seconds:.0f} s of training", flush=True)
         if name in REPRODUCE_EXTRAPOLATION:
-            lengths = extrapolation_lengths(cfg.seq_len, max_len)
+            top = STATE_TRACKING_MAX_LEN if cfg.task in ("parity", "mod-sum") else max_len
+            lengths = extrapolation_lengths(cfg.seq_len, max(cfg.seq_len, min(max_len, top)))
             results["extrapolation"][name] = extrapolate(res.model, cfg, lengths, n_samples=n_extrapolate,
                                                          path=REPRODUCE_EXTRAPOLATION[name],
                                                          time_budget_s=time_budget_s, progress=progress)
-    results["total_seconds"] = time.perf_counter() - t_start
+    if only is not None and (out / "results.json").exists():
+        # read the file only now (another --only run may have written it meanwhile) and update our runs in it
+        old = json.loads((out / "results.json").read_text())
+        results = {**old, "runs": {**old.get("runs", {}), **results["runs"]},
+                   "extrapolation": {**old.get("extrapolation", {}), **results["extrapolation"]}}
+    # keep the file's order: the runs in REPRODUCE_RUNS order, then any others
+    order = list(runs) + [n for n in results["runs"] if n not in runs]
+    results["runs"] = {n: results["runs"][n] for n in order if n in results["runs"]}
+    results["extrapolation"] = {n: results["extrapolation"][n] for n in order if n in results["extrapolation"]}
+    seconds = time.perf_counter() - t_start
+    if only is None:
+        results["total_seconds"] = seconds
+    else:
+        results["partial_seconds"] = {**results.get("partial_seconds", {}), ",".join(only): seconds}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "README.md").write_text(results_markdown(results))
@@ -529,48 +605,87 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
 
 
+def _mixer_cell(c: dict) -> str:
+    if c["model"] != "mamba3":
+        return c["model"]
+    rot = {0: "real state, no rotation", 0.5: "rotating half the state", 1: "rotating all the state"}
+    mimo = f", MIMO rank {c['mimo_rank']}" if c.get("mimo_rank", 1) > 1 else ""
+    return f"mamba3 ({rot.get(c.get('rope_fraction', 0.5), '?')}{mimo})"
+
+
+def _section_title(task: str, c: dict, chance) -> str:
+    if task == "selective-copy":
+        shape = f"L = {c['seq_len']} noisy tokens, k = {c['n_data']} data tokens, V = {c['vocab_size']}"
+        return f"Selective copying ({shape}; chance {_pct(chance)})"
+    if task == "induction":
+        return f"Induction heads (trained at L = {c['seq_len']}, V = {c['vocab_size']}; chance {_pct(chance)})"
+    if task == "parity":
+        return f"State tracking: parity (running parity of L = {c['seq_len']} random bits; chance {_pct(chance)})"
+    if task == "mod-sum":
+        return (f"State tracking: running sum mod {c['vocab_size']} (L = {c['seq_len']} random digits; "
+                f"chance {_pct(chance)})")
+    return f"{task} (L = {c['seq_len']}; chance {_pct(chance)})"
+
+
 def results_markdown(results: dict) -> str:
     """The tables of results/tasks/README.md, made from the dict `reproduce` returns (or results.json)."""
     env, runs = results["environment"], results["runs"]
-    lines = ["# Synthetic tasks: selective copying and induction heads (CPU scale)", "",
+    total = (f"whole reproduction {results['total_seconds'] / 60:.1f} min" if "total_seconds" in results
+             else "partial reproductions only")
+    lines = ["# Synthetic tasks: selective copying, induction heads, state tracking (CPU scale)", "",
              "Generated by `mamba-edu train --reproduce results/tasks` (see docs/tasks.md); every number below",
              "comes from `results.json` beside this file. Do not edit by hand.", "",
              f"torch {env['torch']}, Python {env['python']}, {env['machine']}, {env['threads']} threads, "
-             f"{env['date']}; whole reproduction {results['total_seconds'] / 60:.1f} min.", ""]
-    for task, title in (("selective-copy", "Selective copying"), ("induction", "Induction heads")):
-        names = [n for n, r in runs.items() if r["config"]["task"] == task]
-        if not names:
-            continue
-        c = runs[names[0]]["config"]
-        shape = (f"L = {c['seq_len']} noisy tokens, k = {c['n_data']} data tokens, V = {c['vocab_size']}"
-                 if task == "selective-copy" else f"trained at L = {c['seq_len']}, V = {c['vocab_size']}")
-        lines += [f"## {title} ({shape}; chance {_pct(runs[names[0]]['chance'])})", "",
+             f"{env['date']}; {total}.", ""]
+    partial = results.get("partial_seconds", {})
+    if partial:
+        lines += ["Runs retrained since with `--only`: " + "; ".join(
+            f"`{pat}` {sec / 60:.1f} min" for pat, sec in partial.items()) + " (each run's own environment below).", ""]
+    groups: dict = {}
+    for n, r in runs.items():
+        c = r["config"]
+        groups.setdefault((c["task"], c["seq_len"], c.get("n_data"), c["vocab_size"]), []).append(n)
+    for (task, *_), names in groups.items():
+        c0 = runs[names[0]]["config"]
+        lines += [f"## {_section_title(task, c0, runs[names[0]]['chance'])}", "",
                   "| run | mixer | layers | d_model | d_state | parameters | steps × batch | lr | seed "
                   "| train time | token accuracy | sequences all right |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for n in names:
             r, c = runs[n], runs[n]["config"]
             d_state = c["d_state"] if c["model"] != "attention" else f"– ({c['n_heads']} heads, {c['positions']})"
-            lines.append(f"| {n} | {c['model']} | {c['n_layers']} | {c['d_model']} | {d_state} | {r['parameters']:,} "
+            lines.append(f"| {n} | {_mixer_cell(c)} | {c['n_layers']} | {c['d_model']} | {d_state} | {r['parameters']:,} "
                          f"| {c['steps']} × {c['batch_size']} | {c['lr']:g} | {c['seed']} | {r['train_seconds']:.0f} s "
                          f"| {_pct(r['accuracy'])} | {_pct(r['sequence_accuracy'])} |")
         lines += ["", f"Accuracy on {runs[names[0]]['eval_sequences']} fresh sequences (seed {EVAL_SEED}), "
-                  "the same for every model.", ""]
+                  "the same for every model."]
+        envs = {n: runs[n]["environment"] for n in names if "environment" in runs[n]}
+        if envs:
+            lines += ["Trained: " + "; ".join(f"{n} {e['date']}, {e['threads']} thread{'s' * (e['threads'] != 1)}"
+                                               for n, e in envs.items())
+                      + " (train times are wall-clock on a machine other programs shared)."]
+        lines += [""]
     ext = results.get("extrapolation", {})
-    if ext:
-        names = list(ext)
+    by_task: dict = {}
+    for n in ext:
+        by_task.setdefault(runs[n]["config"]["task"] if n in runs else "induction", []).append(n)
+    for task, names in by_task.items():
         lengths = [row["length"] for row in ext[names[0]]]
-        lines += ["## Length extrapolation (induction heads, no training beyond the first length)", "",
-                  "| length | × L_train | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+        title = ("Length extrapolation (induction heads, no training beyond the first length)" if task == "induction"
+                 else f"Longer sequences ({task}, trained at L = {lengths[0]}, no further training)")
+        lines += [f"## {title}", "", "| length | × L_train | " + " | ".join(names) + " |",
+                  "|---|---|" + "---|" * len(names)]
         for i, L in enumerate(lengths):
             cells = []
             for n in names:
-                row = ext[n][i]
-                cells.append(f"{_pct(row['accuracy'])} ({row['seconds']:.1f} s)" if row["status"] == "ok"
-                             else row["status"])
+                row = ext[n][i] if i < len(ext[n]) else None
+                cells.append("–" if row is None else f"{_pct(row['accuracy'])} ({row['seconds']:.1f} s)"
+                             if row["status"] == "ok" else row["status"])
             lines.append(f"| {L:,} | {L // lengths[0]} | " + " | ".join(cells) + " |")
         paths = ", ".join(f"{n}: {ext[n][0]['path']}" for n in names)
-        lines += ["", f"{ext[names[0]][0]['n']} sequences per length; the key sits anywhere in the sequence; "
+        where = ("the key sits anywhere in the sequence" if task == "induction"
+                 else "token accuracy over every position")
+        lines += ["", f"{ext[names[0]][0]['n']} sequences per length; {where}; "
                   "times are wall-clock seconds on a machine that other programs may share. "
                   f"Path: {paths} (recurrent = `TinyLM.step`, one token at a time, memory constant in L; "
                   "forward = all tokens at once).", ""]
@@ -580,4 +695,4 @@ def results_markdown(results: dict) -> str:
 __all__ = ["TrainConfig", "TrainResult", "task_kwargs", "model_kwargs", "build_model", "count_parameters",
            "train_seed", "answer_metrics", "lr_factor", "make_optimizer", "predict_recurrent", "predict_forward",
            "evaluate", "train", "save_checkpoint", "write_checkpoint", "load_checkpoint", "extrapolation_lengths", "extrapolate",
-           "environment", "REPRODUCE_RUNS", "reproduce", "results_markdown"]
+           "environment", "REPRODUCE_RUNS", "reproduce", "parse_only", "results_markdown"]

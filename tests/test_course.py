@@ -126,6 +126,13 @@ def test_student_build_has_no_solution_code(kit):
     assert not (kit / "student" / "instructor-notes.md").exists()
 
 
+def test_tampering_scan_passes_the_shipped_notebooks_and_the_instructor_pack(kit):
+    for chapter, path in catalog.chapters().items():
+        for part in ("student", "instructor"):
+            nb = nbformat.read(kit / part / "notebooks" / path.name, as_version=4)
+            assert grade.tampering(nb, path.stem) is None, (part, path.name, grade.tampering(nb, path.stem))
+
+
 def test_guard_refuses_a_notebook_with_a_solution():
     path = catalog.chapters()[2]
     nb = nbformat.read(path, as_version=4)

@@ -449,3 +449,34 @@ def test_fused_traces_with_torch_compile_fullgraph():
     out = f(**x)
     (g_comp,) = torch.autograd.grad(out.sum(), [x["u"]])
     assert torch.allclose(out, eager) and torch.allclose(g_comp, g_eager)
+
+
+@pytest.mark.parametrize("triton_version,numpy_version,works", [
+    ("3.6.0", "2.3.5", True), ("3.6.0", "2.4.6", False), ("3.7.1", "2.4.6", True), ("3.9.0", "2.3.5", True),
+    ("3.10.0", "2.4.0", True)])
+def test_kernels_name_a_triton_numpy_pair_the_interpreter_cannot_run(triton_version, numpy_version, works,
+                                                                      monkeypatch):
+    """Triton 3.6's interpreter calls int() on one-element arrays, which NumPy 2.4 refuses: a clear error
+    that says what to install, not an InterpreterError from inside a kernel."""
+    import numpy
+
+    from mamba_edu.kernels import _prep
+    monkeypatch.setattr(triton, "__version__", triton_version)
+    monkeypatch.setattr(numpy, "__version__", numpy_version)
+    _prep.interpreter_problem.cache_clear()
+    try:
+        problem = _prep.interpreter_problem()
+        assert (problem is None) == works
+        if not works:
+            assert "install numpy<2.4 or triton>=3.7" in problem
+            if not ON_GPU:  # a launch on the CPU says so up front; the registry lists the kernels as not runnable
+                x = _inputs(1, 2, 4, 2, None, torch.float32, seed=1)
+                from mamba_edu.kernels.scan_unfused import selective_scan_triton_scan
+                with pytest.raises(RuntimeError, match=f"triton_scan: Triton {triton_version}'s interpreter cannot run"):
+                    selective_scan_triton_scan(**x)
+                assert mamba_edu.implementations()["fused"].available("cpu") == (False, problem)
+                with pytest.raises(ValueError, match=f"Triton {triton_version}'s interpreter cannot run"):
+                    mamba_edu.selective_scan(**x, impl="triton_scan")
+    finally:
+        monkeypatch.undo()
+        _prep.interpreter_problem.cache_clear()

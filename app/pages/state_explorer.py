@@ -10,10 +10,11 @@ import streamlit as st
 import torch
 from _common import ROOT, error_boundary, on_gpu, page_header, refuse_if, show
 
-from mamba_edu import explore, probe, tasks
+from mamba_edu import explore, mamba3, probe, tasks
 from mamba_edu.tokenizer import MARKER_CHAR, NOISE_CHARS, SPECIAL_CHAR, text_targets, text_to_tokens
 from mamba_edu.train import load_checkpoint
 from mamba_edu.viz.lti import conv_kernel
+from mamba_edu.viz.mamba3 import rotating_pair
 from mamba_edu.viz.selection import token_series
 from mamba_edu.viz.ssm import eigenvalues_vs_unit_circle, input_output, state_player
 from mamba_edu.viz.tasks import token_roles
@@ -46,7 +47,8 @@ def selective_checkpoints() -> dict[str, str]:
     out = {}
     for js in sorted(CHECKPOINTS.glob("*.json")):
         cfg = json.loads(js.read_text())["config"]
-        if cfg["model"] == "mamba" and js.with_suffix(".pt").exists():
+        # the tasks this page can type and score (chapter 12's parity models are shown by chapter 12)
+        if cfg["model"] == "mamba" and cfg["task"] in DEFAULT_TEXT and js.with_suffix(".pt").exists():
             out[js.stem] = cfg["task"]
     return out
 
@@ -221,13 +223,85 @@ def show_selective(name, task, col, main):
                        "Near 0: the state forgets and takes the token in (large Δ); near 1: the token is ignored.")
 
 
+# ----------------------------------------------------------------------------------------------
+# Mamba-3 (chapter 12): the trained parity models side by side, and the rotating state's phase
+# ----------------------------------------------------------------------------------------------
+
+PARITY_MODELS = {"parity-mamba3": "Mamba-3, rotating state", "parity-mamba3-real": "Mamba-3 without rotation (real state)",
+                 "parity-mamba": "Mamba-1 (real state)"}
+
+
+def parity_available() -> bool:
+    return all((CHECKPOINTS / f"{n}.pt").exists() and (CHECKPOINTS / f"{n}.json").exists() for n in PARITY_MODELS)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def parity_run(bits: str):
+    """The bits as tokens, the running parity, every model's answers, and the rotating model's angles."""
+    tokens = torch.tensor([int(c) for c in bits], dtype=torch.int64)  # (T,)
+    parity = tokens.cumsum(0) % 2  # (T,)
+    answers = {}
+    for name in PARITY_MODELS:
+        model, _ = checkpoint(name)
+        with torch.no_grad():
+            answers[name] = model(tokens[None])[0].argmax(-1)  # (T,)
+    model, _ = checkpoint("parity-mamba3")
+    with torch.no_grad():
+        u = model.layers[0].norm(model.embedding(tokens[None]))  # (1, T, d): what the mixer reads
+        theta = model.layers[0].mixer.trace(u)["theta"][0]  # (T, h, s)
+    return tokens, parity, answers, theta
+
+
+def show_parity(col, main):
+    source = col.radio("Bits", ["random", "typed"], horizontal=True, key="se_parity_source")
+    if source == "random":
+        L = int(col.number_input("Length L (bits)", 2, MAX_TOKENS, 64, step=8, key="se_parity_L"))
+        seed = int(col.number_input("Seed (which bits)", 0, 9999, 0, key="se_parity_seed"))
+        bits = "".join(str(int(b)) for b in tasks.parity(1, seq_len=L, seed=seed).tokens[0])
+    else:
+        bits = col.text_input("Bits (0s and 1s)", "0110100110010110", key="se_parity_bits").replace(" ", "")
+        refuse_if(not bits or set(bits) - {"0", "1"}, "Type only 0s and 1s (spaces are ignored), at least one bit.")
+        refuse_if(len(bits) > MAX_TOKENS, f"The bits are {len(bits)} long; this page reads at most {MAX_TOKENS}.")
+    tokens, parity, answers, theta = parity_run(bits)
+    with main:
+        st.markdown("Three models trained on the running parity of random bits (chapter 12; `results/tasks`), "
+                    f"reading the same {len(bits)} bits. A real state with decays in (0, 1] can only shrink and add; "
+                    "a rotation by π per 1-bit flips it: the rotating state's **angle is the parity**.")
+        cols = st.columns(len(PARITY_MODELS))
+        for c, (name, label) in zip(cols, PARITY_MODELS.items()):
+            right = int((answers[name] == parity).sum())
+            c.metric(label, f"{100 * right / len(bits):.1f} %", help=f"{name}: positions whose running parity it "
+                     f"predicts right on these bits ({right} of {len(bits)}); chance is 50 %.")
+        if bool(parity.any()) and not bool(parity.all()):
+            head, k, gap = mamba3.angle_that_tracks(theta, parity)
+            th = theta[:, head, k]  # (T,)
+            show(rotating_pair(torch.stack([torch.cos(th), torch.sin(th)], 1), parity,
+                               title=f"parity-mamba3: the phase θ_t of head {head}, angle {k}, after each bit"),
+                 key="se_parity_phase")
+            st.caption(f"Each point is (cos θ_t, sin θ_t) after bit t, coloured by the parity so far; the mean points "
+                       f"of odd and even prefixes are {gap:.2f} apart (at most 2). The learned turn per 1-bit is close "
+                       "to π, not exactly π: over many more bits than its training length (64) the phase drifts.")
+        else:
+            st.caption("The parity is the same after every bit here: type both an odd and an even prefix to see "
+                       "the phase separate them.")
+
+
 with error_boundary("the state explorer"):
     col, main = st.columns([1, 3], gap="large")
     trained = {f"trained Mamba: {n}": (n, t) for n, t in selective_checkpoints().items()}
-    options = list(explore.SYSTEMS) + list(trained)
-    system = col.selectbox("System", options, format_func=lambda s: explore.SYSTEMS.get(s) or f"{trained[s][0]} (trained)",
-                           key="se_system", help="The trained ones are the shipped Mamba checkpoints (results/tasks/checkpoints).")
-    if system in trained:
+    parity = ["trained Mamba-3 vs real states: parity"] if parity_available() else []
+    options = list(explore.SYSTEMS) + list(trained) + parity
+
+    def label(s: str) -> str:  # short enough for the select box of the narrow control column
+        if s in explore.SYSTEMS:
+            return explore.SYSTEMS[s]
+        return f"{trained[s][0]} (trained)" if s in trained else "parity (trained Mamba-3)"
+
+    system = col.selectbox("System", options, format_func=label, key="se_system",
+                           help="The trained ones are the shipped checkpoints (results/tasks/checkpoints).")
+    if system in parity:
+        show_parity(col, main)
+    elif system in trained:
         show_selective(*trained[system], col, main)
     else:
         show_lti(system, lti_controls(col), main)

@@ -11,8 +11,9 @@ Glossary
     instructor pack the same chapters with each reference solution written into its exercise cell
     slides       one reveal.js deck per lecture, assembled from the cells tagged `slide` of the
                  lecture's chapters (executed, figures at their default settings)
-    grading      each student's notebooks run in their own kernel with a time limit; the checks
-                 report their verdicts from inside the kernel as display data, which the grader reads
+    grading      each student's notebooks run in a sandboxed kernel of their own with time and memory
+                 limits; the checks record the student's answers there, and the grader computes every
+                 verdict in its own process by replaying the checks (docs/course/threat-model.md)
 
 `mamba-edu course build OUT` and `mamba-edu course grade SUBMISSIONS` (see `mamba_edu.course.cli`).
 Nothing here is imported by the library: the modules import Jupyter's packages (nbformat, nbclient,

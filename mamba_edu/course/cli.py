@@ -1,7 +1,7 @@
 """`mamba-edu course build OUT` and `mamba-edu course grade SUBMISSIONS` (added to the `mamba-edu` command).
 
     mamba-edu course build OUT [--parts student instructor slides] [--lectures 1 2] [--no-execute]
-    mamba-edu course grade SUBMISSIONS [--out grades] [--lab N | --chapters 2 6] [--timeout 300] [--check-timeout 60]
+    mamba-edu course grade SUBMISSIONS [--out grades] [--lab N | --chapters 2 6] [--timeout 300] [--check-timeout 60] [--jobs N]
 
 The work is done in mamba_edu.course.build and .grade, imported only when a subcommand runs.
 Arguments are checked here first (mamba_edu.cliargs): a bad one is one line and exit status 2.
@@ -71,7 +71,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
     try:
         grade.grade(Path(args.submissions), Path(args.out), lab=args.lab, chapters=args.chapters, timeout=args.timeout,
-                    check_timeout=args.check_timeout, keep_executed=not args.no_executed)
+                    check_timeout=args.check_timeout, keep_executed=not args.no_executed, jobs=args.jobs)
     except ValueError as e:  # what the grader finds in SUBMISSIONS (no student folders, no notebooks) before it runs any
         args.parser.error(f"argument SUBMISSIONS: {str(e).removeprefix('course grade: ')}")
     return 0
@@ -110,4 +110,6 @@ def add_course_parser(sub) -> None:
     g.add_argument("--timeout", type=seconds, default=300.0, help="seconds for a student's notebook (default: 300)")
     g.add_argument("--check-timeout", type=seconds, default=60.0, help="seconds for each exercise's check (default: 60)")
     g.add_argument("--no-executed", action="store_true", help="do not keep the executed notebooks in OUT/executed/")
+    g.add_argument("--jobs", type=int_in(1, 256), default=1,
+                   help="notebooks graded at the same time, each in its own sandbox (default: 1; use the CPU count)")
     g.set_defaults(func=cmd_grade, check=check_grade, parser=g)

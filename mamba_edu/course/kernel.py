@@ -24,11 +24,30 @@ def kernel_env() -> dict[str, str]:
     return env
 
 
-def notebook_client(nb, cwd: Path, sockets: Path, timeout: int | None, **options):
-    """An nbclient.NotebookClient for `nb` whose kernel starts in `cwd` with its sockets under `sockets`."""
+def sandboxed_kernel_manager(sockets: Path, sandbox: list[str], owner: int | None):
+    """A KernelManager whose kernel starts through `python -m mamba_edu.course.sandbox SANDBOX -- <kernel>`,
+    with its connection file and sockets under `sockets` (given to user `owner` when not None)."""
+    import sys
+
     from jupyter_client.manager import KernelManager
 
-    km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+    class SandboxedKernelManager(KernelManager):
+        def format_kernel_cmd(self, extra_arguments=None):
+            cmd = super().format_kernel_cmd(extra_arguments)
+            if owner is not None:  # the connection file was just written, readable by us only
+                os.chown(self.connection_file, owner, owner)
+            return [sys.executable, "-m", "mamba_edu.course.sandbox", *sandbox, "--", *cmd]
+
+    return SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"),
+                                  connection_file=str(Path(sockets) / "kernel.json"))
+
+
+def notebook_client(nb, cwd: Path, sockets: Path, timeout: int | None, km=None, **options):
+    """An nbclient.NotebookClient for `nb` whose kernel starts in `cwd` with its sockets under `sockets`
+    (or with the kernel manager `km`)."""
+    from jupyter_client.manager import KernelManager
+
+    km = km or KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
     log = logging.getLogger("mamba_edu.course.nbclient")  # timeouts are reported by our callers, not logged
     log.setLevel(logging.CRITICAL)
     return _client_class()(nb, km=km, timeout=timeout, startup_timeout=120, shutdown_kernel="immediate",

@@ -14,8 +14,10 @@ import math
 
 import torch
 
-from ..models import MambaBlock, TinyLM, mamba_block_parameters
-from ._core import Mismatch, Verdict, compare, run_check
+from ..models import AttentionBlock, MambaBlock, ResidualBlock, TinyLM, mamba_block_parameters, parameter_breakdown
+from ..selective import S6
+from ..train import count_parameters, predict_forward
+from ._core import Mismatch, Verdict, compare, library_allowed, run_check, seed_all
 
 F64 = torch.float64
 
@@ -58,7 +60,9 @@ def check_block_parameters(fn, quiet: bool = False) -> Verdict:
     MambaBlock(d_model, d_state, d_conv, expand, dt_rank), compared with the block's own tensors."""
     cases = [_count_case(16, 4, 4, 2, 1), _count_case(64, 16, 4, 2, 4), _count_case(24, 8, 3, 3, 5),
              _count_case(2560, 16, 4, 2, math.ceil(2560 / 16))]
-    return run_check("block_parameter_count", fn, cases, quiet=quiet)
+    return run_check("block_parameter_count", fn, cases, quiet=quiet,
+                     forbid=(MambaBlock.__init__, S6.__init__, mamba_block_parameters, parameter_breakdown,
+                             count_parameters))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -90,7 +94,7 @@ def _step_variants(block: MambaBlock, x: torch.Tensor, conv: torch.Tensor, h: to
 
 def _step_case(name: str, d: int, n: int, k: int, batch: int, tokens: int, seed: int):
     def test(fn):
-        torch.manual_seed(seed)
+        seed_all(seed)
         block = MambaBlock(d, d_state=n, d_conv=k).double().eval()
         x = torch.randn(batch, tokens, d, dtype=F64)  # (b, T, d)
         conv, h = (s.double() for s in block.init_state(batch))  # (b, e, k−1), (b, e, n)
@@ -129,7 +133,8 @@ def check_mamba_step(fn, quiet: bool = False) -> Verdict:
     cases = [_step_case("one token, batch 1", 8, 4, 4, 1, 1, 0),
              _step_case("six tokens (the conv window fills up), batch 2", 8, 4, 4, 2, 6, 1),
              _step_case("conv width 2, state 8, ten tokens", 6, 8, 2, 3, 10, 2)]
-    return run_check("mamba_step", fn, cases, quiet=quiet)
+    return run_check("mamba_step", fn, cases, quiet=quiet,
+                     forbid=(MambaBlock.step, MambaBlock.forward, MambaBlock.inner, ResidualBlock.step, TinyLM.step))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,9 +153,40 @@ def greedy_reference(model: TinyLM, prompt: torch.Tensor, n_new: int) -> torch.T
     return tokens
 
 
+class _CountSteps:
+    """model.step as the learner's function receives it: the model's own step, counted (by the grader)."""
+
+    def __init__(self, model: TinyLM):
+        self.model, self.calls, self.fresh = model, 0, 0
+
+    def __call__(self, token, state):
+        self.calls += 1
+        with library_allowed():
+            return TinyLM.step(self.model, token, state)
+
+    def init_state(self, *args, **kwargs):
+        self.fresh += 1
+        with library_allowed():
+            return TinyLM.init_state(self.model, *args, **kwargs)
+
+
+def _instrument(model: TinyLM) -> _CountSteps:
+    """model.step and model.init_state as the learner's function sees them: counted, by the grader
+    (`_replay_state` lets the grader carry the counts over from where the learner's code ran)."""
+    steps = _CountSteps(model)
+    model.step, model.init_state = steps, steps.init_state  # instance attributes: the calls are counted
+    model._replay_state = lambda: {"calls": steps.calls, "fresh": steps.fresh}
+
+    def restore(state):
+        steps.calls, steps.fresh = int(state["calls"]), int(state["fresh"])
+
+    model._replay_restore = restore
+    return steps
+
+
 def _generate_case(name: str, mixer: str, batch: int, p: int, n_new: int, seed: int):
     def test(fn):
-        torch.manual_seed(seed)
+        seed_all(seed)
         model = TinyLM(13, d_model=16, n_layers=2, mixer=mixer).double().eval()
         with torch.no_grad():  # louder mixers: the past must matter to the next token, not just the last one
             for layer in model.layers:
@@ -158,6 +194,7 @@ def _generate_case(name: str, mixer: str, batch: int, p: int, n_new: int, seed: 
                 out.weight.mul_(8.0)
         prompt = torch.randint(0, 13, (batch, p))
         want = greedy_reference(model, prompt, n_new)
+        steps = _instrument(model)
         got = fn(model, prompt.clone(), n_new)
         if got is None:
             raise Mismatch("your function returned None (is there a `return`?)")
@@ -179,6 +216,16 @@ def _generate_case(name: str, mixer: str, batch: int, p: int, n_new: int, seed: 
                         "whole prompt first, then take its argmax)")
             raise Mismatch(f"sequence {i}, position {t} (new token {t - p}): expected {int(want[i, t])}, got "
                            f"{int(got[i, t])}{hint}")
+        if steps.fresh > 1:
+            raise Mismatch(f"model.init_state was called {steps.fresh} times: a new state forgets the past. Make one "
+                           "state before the prompt and carry it from token to token")
+        if steps.calls < p + n_new - 1:
+            raise Mismatch(f"model.step was called {steps.calls} times for a prompt of {p} and {n_new} new tokens: "
+                           "decode with the recurrent state, one model.step per token")
+        if steps.calls > p + n_new:
+            raise Mismatch(f"model.step was called {steps.calls} times for a prompt of {p} and {n_new} new tokens "
+                           f"(at most {p + n_new}): keep the state and feed each token once, instead of running "
+                           "the sequence through again")
     return name, test
 
 
@@ -190,7 +237,9 @@ def check_greedy_generate(fn, quiet: bool = False) -> Verdict:
              _generate_case("Mamba LM, batch 2, prompt of 6, 8 new", "mamba", 2, 6, 8, 1),
              _generate_case("attention LM (KV cache), batch 3, prompt of 4, 6 new", "attention", 3, 4, 6, 2),
              _generate_case("no new tokens: just the prompt back", "mamba", 2, 3, 0, 3)]
-    return run_check("greedy_generate", fn, cases, quiet=quiet)
+    return run_check("greedy_generate", fn, cases, quiet=quiet,
+                     forbid=(TinyLM.forward, TinyLM.decode, MambaBlock.forward, MambaBlock.inner, AttentionBlock.forward,
+                             ResidualBlock.forward, greedy_reference, predict_forward))
 
 
 __all__ = ["check_block_parameters", "check_mamba_step", "check_greedy_generate", "greedy_reference"]

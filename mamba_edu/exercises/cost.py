@@ -14,8 +14,10 @@ from __future__ import annotations
 import torch
 
 from .. import cost
+from ..models import AttentionBlock, state_bytes
+from ..selective import S6, selective_scan_naive, selective_scan_parallel, selective_scan_ref
 from ..viz.cost import human_bytes
-from ._core import Mismatch, Verdict, compare, run_check
+from ._core import Mismatch, Verdict, compare, gen, run_check, seed_all
 
 
 def _as_int(got, what: str) -> int:
@@ -72,7 +74,7 @@ def _kv_measured(fn):
     """The formula against a real cache: a 2-layer attention model decodes 5 tokens."""
     from ..models import TinyLM, state_bytes
 
-    torch.manual_seed(0)
+    seed_all(0)
     model = TinyLM(8, d_model=16, n_layers=2, mixer="attention", n_heads=2).eval()
     state = model.init_state(1)
     with torch.no_grad():
@@ -89,6 +91,7 @@ def check_kv_cache_bytes(fn, quiet: bool = False) -> Verdict:
     """fn(n_layers, n_heads, head_dim, L, batch, bytes_per_element) -> bytes of the key-value cache."""
     cases = [_kv_case(c) for c in _KV_CASES] + [("a measured cache of a tiny model", _kv_measured)]
     return run_check("kv_cache_bytes", fn, cases, quiet=quiet,
+                     forbid=(cost.kv_cache_bytes, state_bytes, AttentionBlock.init_state, AttentionBlock.step),
                      success="correct on every case, and equal to the size of a real cache.")
 
 
@@ -98,7 +101,7 @@ def check_kv_cache_bytes(fn, quiet: bool = False) -> Verdict:
 
 
 def _ssm_inputs(d: int, n: int, L: int, seed: int, dt_scale: float = 0.5):
-    g = torch.Generator().manual_seed(seed)
+    g = gen(seed)
     u = torch.randn(d, L, generator=g, dtype=torch.float64)  # (d, l)
     delta = torch.rand(d, L, generator=g, dtype=torch.float64) * dt_scale + 1e-3  # (d, l)
     A = -(torch.rand(d, n, generator=g, dtype=torch.float64) * 2 + 0.1)  # (d, n)
@@ -156,6 +159,7 @@ def check_ssm_step(fn, quiet: bool = False) -> Verdict:
         _ssm_case("large steps Δ (up to 5)", 2, 3, 5, seed=2, dt_scale=5.0),
     ]
     return run_check("ssm_step", fn, cases, quiet=quiet,
+                     forbid=(selective_scan_ref, selective_scan_naive, selective_scan_parallel, S6.step, S6.forward),
                      success="correct: your step, looped over the sequence, reproduces the library's scan.")
 
 
@@ -191,4 +195,5 @@ def _budget_case(args):
 def check_max_attention_length(fn, quiet: bool = False) -> Verdict:
     """fn(budget_bytes, n_heads, batch, bytes_per_element) -> the largest L with
     batch·n_heads·L²·bytes_per_element ≤ budget_bytes (0 if not even L = 1 fits)."""
-    return run_check("max_attention_length", fn, [_budget_case(c) for c in _BUDGET_CASES], quiet=quiet)
+    return run_check("max_attention_length", fn, [_budget_case(c) for c in _BUDGET_CASES], quiet=quiet,
+                     forbid=(cost.max_attention_length, cost.attention_scores_bytes))

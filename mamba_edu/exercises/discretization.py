@@ -14,8 +14,9 @@ import math
 
 import torch
 
-from ..discretize import bilinear, euler, zoh
-from ._core import Mismatch, Verdict, compare, run_check
+from ..discretize import _bilinear, _zoh, bilinear, discretize, euler, zoh
+from ..lti import s4d_discretize
+from ._core import Mismatch, Verdict, compare, gen, run_check
 
 
 def _pair(out, what: str):
@@ -55,7 +56,7 @@ def _zoh_case(name: str, A: torch.Tensor, B: torch.Tensor, dt: float):
 def check_zoh_diagonal(fn, quiet: bool = False) -> Verdict:
     """fn(A, B, dt) -> (Ab, Bb) with Ab = exp(ΔA), Bb = (exp(ΔA) − 1)/A · B, elementwise; A holds the
     (non-zero) diagonal, real or complex, of any shape (..., N); B has A's shape."""
-    g = torch.Generator().manual_seed(0)
+    g = gen(0)
     A_real = -torch.rand(4, generator=g, dtype=torch.float64) * 3 - 0.1          # (4,)
     B_real = torch.randn(4, generator=g, dtype=torch.float64)                      # (4,)
     n = torch.arange(3, dtype=torch.float64)
@@ -71,7 +72,7 @@ def check_zoh_diagonal(fn, quiet: bool = False) -> Verdict:
         _zoh_case("tiny step Δ = 1e-3", A_real, B_real, 1e-3),
         _zoh_case("large step Δ = 20 (the old state is forgotten)", A_real, B_real, 20.0),
     ]
-    return run_check("zoh_diagonal", fn, cases, quiet=quiet,
+    return run_check("zoh_diagonal", fn, cases, quiet=quiet, forbid=(zoh, _zoh, discretize, s4d_discretize),
                      success="correct on every case (real, complex, batched, tiny and large Δ).")
 
 
@@ -111,7 +112,7 @@ def check_bilinear_2x2(fn, quiet: bool = False) -> Verdict:
     f64 = torch.float64
     spring = torch.tensor([[0.0, 1.0], [-4.0, -0.5]], dtype=f64)   # mass–spring: k/m = 4, c/m = 0.5
     rotation = torch.tensor([[0.0, 2.0], [-2.0, 0.0]], dtype=f64)  # undamped: eigenvalues ±2i
-    g = torch.Generator().manual_seed(1)
+    g = gen(1)
     rand = torch.randn(2, 2, generator=g, dtype=f64) - 2 * torch.eye(2, dtype=f64)
     cases = [
         _bilinear_case("mass–spring, Δ = 0.1", spring, torch.tensor([0.0, 1.0], dtype=f64), 0.1),
@@ -119,7 +120,7 @@ def check_bilinear_2x2(fn, quiet: bool = False) -> Verdict:
         _bilinear_case("a random A, Δ = 0.3", rand, torch.randn(2, generator=g, dtype=f64), 0.3),
         _bilinear_case("mass–spring, a large step Δ = 3", spring, torch.tensor([0.0, 1.0], dtype=f64), 3.0),
     ]
-    return run_check("bilinear_2x2", fn, cases, quiet=quiet)
+    return run_check("bilinear_2x2", fn, cases, quiet=quiet, forbid=(bilinear, _bilinear, discretize))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ def check_largest_stable_euler_step(fn, quiet: bool = False) -> Verdict:
     """fn(A (N, N)) -> the largest Δ such that every eigenvalue of Euler's Ab = I + ΔA has |z| < 1
     (the supremum; 0.0 when no Δ > 0 is stable). Compared with a bisection on the library's `euler`."""
     f64 = torch.float64
-    g = torch.Generator().manual_seed(2)
+    g = gen(2)
     Q = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=f64)).Q
     cases = [
         _euler_case("a diagonal A", torch.diag(torch.tensor([-1.0, -10.0], dtype=f64))),

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import torch
 
-from ..hippo import basis, hippo_legs, hippo_reconstruct
-from ._core import Mismatch, Verdict, compare, run_check
+from ..hippo import basis, hippo_legs, hippo_operator, hippo_project, hippo_reconstruct
+from ._core import Mismatch, Verdict, compare, gen, run_check
 
 F64 = torch.float64
 
 
 def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+    return gen(seed)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -43,7 +43,7 @@ def check_legs_matrices(fn, quiet: bool = False) -> Verdict:
     """fn(N) -> (A, B): the LegS operator, A (N, N) with -sqrt(2n+1)sqrt(2k+1) below the diagonal,
     -(n+1) on it and 0 above; B[n] = sqrt(2n+1)."""
     cases = [(f"N = {N}", _legs_case(N)) for N in (1, 2, 5, 16)]
-    return run_check("LegS matrices (A, B)", fn, cases, quiet=quiet)
+    return run_check("LegS matrices (A, B)", fn, cases, quiet=quiet, forbid=(hippo_legs, hippo_operator))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def check_legs_reconstruct(fn, quiet: bool = False) -> Verdict:
         ("N = 12, random c and x", _reconstruct_case(torch.randn(12, generator=g, dtype=F64),
                                                      torch.rand(25, generator=g, dtype=F64))),
     ]
-    return run_check("LegS reconstruction", fn, cases, quiet=quiet)
+    return run_check("LegS reconstruction", fn, cases, quiet=quiet, forbid=(hippo_reconstruct, basis))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -106,7 +106,8 @@ def check_legs_quadrature(fn, quiet: bool = False) -> Verdict:
         ("a ramp f(x) = x", _quadrature_case(xm, 5)),
         ("random samples, M = 37, N = 7", _quadrature_case(torch.randn(37, generator=g, dtype=F64), 7)),
     ]
-    return run_check("LegS coefficients by quadrature", fn, cases, quiet=quiet)
+    return run_check("LegS coefficients by quadrature", fn, cases, quiet=quiet,
+                     forbid=(legs_quadrature_reference, basis, hippo_project))
 
 
 __all__ = ["check_legs_matrices", "check_legs_reconstruct", "check_legs_quadrature", "legs_quadrature_reference"]

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import torch
 
-from ..discretize import bilinear
+from ..discretize import _zoh, bilinear, zoh
 from ..hippo import hippo_legs
-from ..lti import causal_conv_direct, lti_kernel, s4d_init, s4d_kernel
-from ._core import Verdict, compare, run_check
+from ..lti import causal_conv, causal_conv_direct, lti_kernel, lti_recurrent, s4d_discretize, s4d_init, s4d_kernel
+from ._core import Verdict, called_names, compare, gen, loops, method_rule, run_check
 
 F64 = torch.float64
 
 
 def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+    return gen(seed)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -52,7 +52,21 @@ def check_kernel_by_powers(fn, quiet: bool = False) -> Verdict:
         ("a random non-symmetric Ab", _powers_case(Ar, torch.randn(6, generator=g, dtype=F64),
                                                     torch.randn(6, generator=g, dtype=F64), 15)),
     ]
-    return run_check("Kernel by repeated multiplication", fn, cases, quiet=quiet)
+    return run_check("Kernel by repeated multiplication", fn, cases, quiet=quiet, forbid=(lti_kernel, lti_recurrent),
+                     method=method_rule(_by_multiplication))
+
+
+_SHORTCUTS = {"matrix_power": "torch.linalg.matrix_power", "matrix_exp": "torch.linalg.matrix_exp",
+              "eig": "an eigendecomposition", "eigvals": "an eigendecomposition", "eigh": "an eigendecomposition"}
+
+
+def _by_multiplication(tree) -> str | None:
+    """The exercise is the recurrence v ← Ab·v: no matrix powers, exponentials or eigendecompositions."""
+    used = sorted(called_names(tree) & set(_SHORTCUTS))
+    if used:
+        return (f"your function calls {', '.join(used)} ({_SHORTCUTS[used[0]]}): build each Ab^l·Bb from the "
+                "previous one by one multiplication (v ← Ab·v), which is the point of this exercise")
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -85,7 +99,17 @@ def check_s4d_vandermonde(fn, quiet: bool = False) -> Verdict:
         ("S4D-Inv, L = 1", _s4d_case("inv", 3, 6, 0.01, 1, 2)),
         ("S4D-Inv, long kernel", _s4d_case("inv", 2, 16, 0.05, 64, 3)),
     ]
-    return run_check("S4D kernel (Vandermonde)", fn, cases, quiet=quiet)
+    return run_check("S4D kernel (Vandermonde)", fn, cases, quiet=quiet,
+                     forbid=(s4d_kernel, lti_kernel, s4d_discretize, zoh, _zoh), method=method_rule(_no_loop))
+
+
+def _no_loop(tree) -> str | None:
+    """The Vandermonde matrix exp(l·ΔA_n) is built in one broadcast, not step by step."""
+    found = loops(tree)
+    if found:
+        return (f"your function uses {found[0]}: the point of the Vandermonde form is that every power "
+                "Ab_n^l = exp(l·ΔA_n) comes from one broadcast (an (H, N, 1) times an (L,) tensor), no loop")
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,7 +138,26 @@ def check_causal_fft_conv(fn, quiet: bool = False) -> Verdict:
         ("a batch", _conv_case((3, 2, 16), 2)),
         ("a longer sequence", _conv_case((1, 4, 100), 3)),
     ]
-    return run_check("Causal FFT convolution", fn, cases, quiet=quiet)
+    return run_check("Causal FFT convolution", fn, cases, quiet=quiet, forbid=(causal_conv, causal_conv_direct),
+                     method=method_rule(_by_fft))
+
+
+_FFTS = {"fft", "rfft", "fftn", "rfftn", "fft2", "rfft2"}
+
+
+def _by_fft(tree) -> str | None:
+    """The convolution goes through the frequency domain: an FFT is called, and there is no loop over lags."""
+    calls = called_names(tree)
+    if not calls & _FFTS:
+        direct = sorted(calls & {"conv1d", "convolve", "conv_transpose1d", "unfold"})
+        return ("your function calls no FFT" + (f" (it uses {direct[0]})" if direct else "") + ": compute y as "
+                "irfft(rfft(u, n=2L) · rfft(K, n=2L)) and keep the first L values; the O(L log L) cost is the "
+                "point of this exercise")
+    found = loops(tree)
+    if found:
+        return (f"your function uses {found[0]}: with the FFT there is nothing to loop over (a loop over lags is "
+                "the direct O(L²) convolution)")
+    return None
 
 
 __all__ = ["check_kernel_by_powers", "check_s4d_vandermonde", "check_causal_fft_conv"]

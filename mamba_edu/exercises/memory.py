@@ -16,6 +16,7 @@ import math
 import torch
 
 from .. import iomodel, machine
+from ..registry import io_bytes
 from ..viz.cost import human_bytes
 from ._core import Mismatch, Verdict, compare, run_check
 
@@ -75,6 +76,7 @@ def check_sram_gap(fn, quiet: bool = False) -> Verdict:
     `machine.on_chip_sram_bytes(spec, registers=False)` on the recorded GPUs and a made-up one."""
     cases = [_sram_case(spec) for spec in machine.DATASHEETS.values()] + [_sram_case(_TINY)]
     return run_check("sram_gap", fn, cases, quiet=quiet,
+                     forbid=(machine.on_chip_sram_bytes, machine.orders_of_magnitude, machine.memory_hierarchy),
                      success="correct: tens of MB of shared memory in all, about three orders of magnitude "
                              "below HBM, and each SM sees only its own share.")
 
@@ -110,7 +112,9 @@ def check_materialised_bytes(fn, quiet: bool = False) -> Verdict:
     cases = [_materialised_case("a Mamba-130M layer: batch 8, dim 1536, L 2048, N 16", 8, 1536, 2048, 16),
              _materialised_case("tiny: batch 1, dim 2, L 3, N 4", 1, 2, 3, 4),
              _materialised_case("long context: batch 1, dim 5120, L 65536, N 16", 1, 5120, 65536, 16)]
-    return run_check("materialised_bytes", fn, cases, quiet=quiet)
+    return run_check("materialised_bytes", fn, cases, quiet=quiet,
+                     forbid=(iomodel.materialised_bytes, iomodel.min_bytes, io_bytes, iomodel.fused_bytes,
+                             iomodel.triton_scan_bytes, iomodel.naive_bytes, iomodel.arithmetic_intensity))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -142,4 +146,5 @@ def check_attainable(fn, quiet: bool = False) -> Verdict:
     cases = [_roof_case("H100 (datasheet): exp peak and HBM bandwidth", h100.peak_exp_per_s, h100.hbm_bandwidth),
              _roof_case("a CPU-like machine: 1e9 ops/s, 2e10 bytes/s", 1e9, 2e10),
              _roof_case("a bandwidth-rich machine: 1e12 ops/s, 1e13 bytes/s", 1e12, 1e13)]
-    return run_check("attainable", fn, cases, quiet=quiet)
+    return run_check("attainable", fn, cases, quiet=quiet,
+                     forbid=(iomodel.attainable, iomodel.ridge_intensity, iomodel.time_floor))

@@ -15,8 +15,13 @@ import math
 
 import torch
 
-from ..scan import combine, scan_hillis_steele, scan_sequential
-from ._core import Mismatch, Verdict, compare, run_check
+from ..scan import _combine, combine, scan_blelloch, scan_chunked, scan_hillis_steele, scan_inplace, scan_sequential
+from ..scan import scan as scan_fn
+from ..selective import selective_scan_naive, selective_scan_parallel, selective_scan_ref
+from ._core import Mismatch, Verdict, compare, gen, library_allowed, run_check
+
+_SCANS = (scan_sequential, scan_hillis_steele, scan_blelloch, scan_chunked, scan_inplace, scan_fn,
+          selective_scan_ref, selective_scan_naive, selective_scan_parallel)  # every library scan
 
 F64 = torch.float64
 
@@ -66,7 +71,7 @@ def _combine_case(name: str, left, right):
 
 def _two_steps(fn):
     """The composed pair must do what two steps of the recurrence do to a state h."""
-    g = torch.Generator().manual_seed(11)
+    g = gen(11)
     (a1, b1), (a2, b2) = _pairs(g, (6,), (6,))
     h = torch.randn(6, generator=g, dtype=F64)
     a, b = _pair(fn((a1, b1), (a2, b2)), "result")
@@ -75,7 +80,7 @@ def _two_steps(fn):
 
 
 def _associative(fn):
-    g = torch.Generator().manual_seed(12)
+    g = gen(12)
     x, y, z = _pairs(g, (5,), (5,), (5,))
     left = _pair(fn(_pair(fn(x, y), "x ⊕ y"), z), "(x ⊕ y) ⊕ z")
     right = _pair(fn(x, _pair(fn(y, z), "y ⊕ z")), "x ⊕ (y ⊕ z)")
@@ -84,7 +89,7 @@ def _associative(fn):
 
 
 def _identity(fn):
-    g = torch.Generator().manual_seed(13)
+    g = gen(13)
     (a, b), = _pairs(g, (4,))
     one, zero = torch.ones(4, dtype=F64), torch.zeros(4, dtype=F64)
     for what, out in (("(1, 0) ⊕ x", fn((one, zero), (a, b))), ("x ⊕ (1, 0)", fn((a, b), (one, zero)))):
@@ -96,7 +101,7 @@ def _identity(fn):
 def check_combine(fn, quiet: bool = False) -> Verdict:
     """fn((a1, b1), (a2, b2)) -> (a1·a2, a2·b1 + b2), elementwise on tensors of broadcastable shapes;
     the left pair is the earlier step. Compared with `mamba_edu.scan.combine`."""
-    g = torch.Generator().manual_seed(10)
+    g = gen(10)
     p = _pairs(g, (5,), (5,), (3, 1), (3, 4))
     cases = [
         _combine_case("two pairs of shape (5,)", p[0], p[1]),
@@ -105,7 +110,7 @@ def check_combine(fn, quiet: bool = False) -> Verdict:
         ("associativity: (x ⊕ y) ⊕ z = x ⊕ (y ⊕ z)", _associative),
         ("the identity (1, 0)", _identity),
     ]
-    return run_check("combine", fn, cases, quiet=quiet,
+    return run_check("combine", fn, cases, quiet=quiet, forbid=(combine, _combine) + _SCANS,
                      success="correct: your ⊕ composes two steps, in the right order, and is associative.")
 
 
@@ -151,7 +156,7 @@ def check_hillis_steele_cost(fn, quiet: bool = False) -> Verdict:
     """fn(L) -> (work, depth) of the Hillis–Steele scan of one length-L sequence: the number of ⊕
     and of parallel steps, compared with what `mamba_edu.scan.scan_hillis_steele` counts as it runs."""
     cases = [_hs_case(L) for L in (1, 2, 8, 5, 100, 1024, 1000)]
-    return run_check("hillis_steele_cost", fn, cases, quiet=quiet,
+    return run_check("hillis_steele_cost", fn, cases, quiet=quiet, forbid=_SCANS,
                      success="correct for powers of two and other lengths.")
 
 
@@ -160,14 +165,29 @@ def check_hillis_steele_cost(fn, quiet: bool = False) -> Verdict:
 # ----------------------------------------------------------------------------------------------
 
 
-class _Counter:
-    """`combine` as the learner's scan receives it: the library's ⊕, counting calls and ⊕ per sequence."""
+def squared_combine(left, right):
+    """Another associative operator with the same identity (1, 0): the maps h ↦ a²·h + b composed,
+    (a1, b1) ⊕ (a2, b2) = (a1·a2, a2²·b1 + b2). Its inclusive scan gives h_t = a_t²·h_{t−1} + b_t."""
+    (a1, b1), (a2, b2) = left, right
+    return a1 * a2, a2 * a2 * b1 + b2
 
-    def __init__(self, sequences: int):
-        self.sequences, self.calls, self.work = sequences, 0, 0
+
+class _Counter:
+    """`combine` as the learner's scan receives it: an ⊕ (the library's by default), counting calls and ⊕
+    per sequence. The counts are the grader's: `_replay_state` lets the grader carry them over."""
+
+    def __init__(self, sequences: int, op=combine):
+        self.sequences, self.calls, self.work, self.op = sequences, 0, 0, op
+
+    def _replay_state(self) -> dict:
+        return {"calls": self.calls, "work": self.work}
+
+    def _replay_restore(self, state: dict) -> None:
+        self.calls, self.work = int(state["calls"]), int(state["work"])
 
     def __call__(self, left, right):
-        a, b = combine(left, right)
+        with library_allowed():
+            a, b = self.op(left, right)
         self.calls += 1
         n = torch.broadcast_shapes(torch.as_tensor(a).shape, torch.as_tensor(b).shape).numel()
         self.work += -(-n // self.sequences)  # ⌈elements / sequences⌉: the ⊕ done for one sequence
@@ -181,19 +201,24 @@ def _wrong_positions(got: torch.Tensor, want: torch.Tensor) -> str:
     return f"positions {wrong} are wrong, {right} right"
 
 
-def _blelloch_case(lead: tuple, L: int, seed: int):
+def _blelloch_case(lead: tuple, L: int, seed: int, other_operator: bool = False):
     name = f"L = {L}" + (f", a batch of shape {lead}" if lead else "")
+    if other_operator:
+        name += ", with another ⊕ (h ↦ a²·h + b): only a scan built from `combine` gets it right"
 
     def test(fn):
-        g = torch.Generator().manual_seed(seed)
+        g = gen(seed)
         a = torch.rand(*lead, L, generator=g, dtype=F64) + 0.5  # (..., L)
         b = torch.randn(*lead, L, generator=g, dtype=F64)  # (..., L)
-        want = scan_sequential(a, b)  # (..., L)
-        counter = _Counter(math.prod(lead))
+        want = scan_sequential(a * a if other_operator else a, b)  # (..., L)
+        counter = _Counter(math.prod(lead), squared_combine if other_operator else combine)
         h = fn(a.clone(), b.clone(), counter)
         try:
             compare(h, want, "h", rtol=1e-9, atol=1e-12)
         except Mismatch as e:
+            if other_operator:
+                raise Mismatch(f"{e}: your scan does not take its result from the `combine` it was given (it "
+                               "computes a·h + b itself?). The scan must be built from `combine` alone") from None
             if isinstance(h, torch.Tensor) and h.shape == want.shape:
                 excl = torch.cat((torch.zeros_like(want[..., :1]), want[..., :-1]), dim=-1)
                 if _same(h, excl):
@@ -211,6 +236,9 @@ def _blelloch_case(lead: tuple, L: int, seed: int):
             raise Mismatch(f"your scan performed {counter.work} ⊕ for L = {L}: not work-efficient. Blelloch "
                            f"needs at most 2L − 2 = {2 * L - 2} (Hillis–Steele would need "
                            f"L·log2 L − L + 1 = {L * k - L + 1})")
+        if counter.calls < k:
+            raise Mismatch(f"your scan called combine {counter.calls} times for L = {L}: an up-sweep alone has "
+                           f"log2 L = {k} levels, and the down-sweep {k - 1} more")
         if counter.calls > 2 * k + 1:
             raise Mismatch(f"your scan called combine {counter.calls} times for L = {L}: Blelloch has 2·log2 L − 1 "
                            f"= {2 * k - 1} parallel steps. Call combine once per tree level, on all that "
@@ -226,5 +254,6 @@ def check_blelloch_scan(fn, quiet: bool = False) -> Verdict:
     cases = [_blelloch_case((), L, 20 + L) for L in (1, 2, 8, 16, 64)]
     cases.append(_blelloch_case((3,), 32, 7))
     cases.append(_blelloch_case((2, 3), 128, 8))
-    return run_check("blelloch_scan", fn, cases, quiet=quiet,
+    cases.append(_blelloch_case((2,), 16, 9, other_operator=True))
+    return run_check("blelloch_scan", fn, cases, quiet=quiet, forbid=_SCANS,
                      success="correct, work-efficient (O(L) ⊕) and in O(log L) parallel steps.")

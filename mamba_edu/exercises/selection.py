@@ -18,16 +18,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..discretize import zoh
-from ..scan import scan_sequential
-from ..selective import S6
-from ._core import Mismatch, Verdict, compare, run_check
+from ..discretize import _zoh, zoh
+from ..scan import scan as scan_fn
+from ..scan import scan_blelloch, scan_chunked, scan_hillis_steele, scan_inplace, scan_sequential
+from ..selective import S6, selective_scan_naive, selective_scan_parallel, selective_scan_ref
+from ._core import Mismatch, Verdict, compare, gen, loops, method_rule, run_check, seed_all
+
+_SCANS = (scan_sequential, scan_hillis_steele, scan_blelloch, scan_chunked, scan_inplace, scan_fn)  # every library scan
+_SELECTIVE = (selective_scan_ref, selective_scan_naive, selective_scan_parallel, S6.forward, S6.step)
 
 F64 = torch.float64
 
 
 def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+    return gen(seed)
 
 
 def _triple(got, what: str):
@@ -43,7 +47,7 @@ def _triple(got, what: str):
 
 
 def _s6_case(d: int, n: int, rank: int, b: int, l: int, seed: int, scale: float = 1.0):
-    torch.manual_seed(seed)
+    seed_all(seed)
     s6 = S6(d, n, dt_rank=rank)
     with torch.no_grad():  # move the weights away from their initialisation
         for p in (s6.x_proj.weight, s6.dt_proj.weight):
@@ -70,7 +74,8 @@ def check_s6_params(fn, quiet: bool = False) -> Verdict:
         ("a batch of sequences", _s6_case(8, 4, 2, 3, 10, 1)),
         ("full-rank Δ, larger weights", _s6_case(16, 8, 16, 2, 7, 2, scale=3.0)),
     ]
-    return run_check("Δ, B and C from the input", fn, cases, quiet=quiet)
+    return run_check("Δ, B and C from the input", fn, cases, quiet=quiet,
+                     forbid=(S6.delta, S6.projections) + _SELECTIVE)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -107,7 +112,8 @@ def check_gated_rnn(fn, quiet: bool = False) -> Verdict:
         ("a short sequence", _gate_case(3, 12, 1)),
         ("saturated gates (|s| up to ~20: keep or take completely)", _gate_case(2, 30, 2, s_scale=8.0)),
     ]
-    return run_check("A selective SSM is a gated RNN", fn, cases, quiet=quiet)
+    return run_check("A selective SSM is a gated RNN", fn, cases, quiet=quiet,
+                     forbid=(gated_rnn_reference, zoh, _zoh) + _SCANS + _SELECTIVE)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,7 +140,16 @@ def check_states_without_a_loop(fn, quiet: bool = False) -> Verdict:
         ("a short sequence", _loopless_case(3, 4, 9, 1)),
         ("large steps (future terms would overflow if not masked before exp)", _loopless_case(2, 8, 40, 2, dt_scale=30.0)),
     ]
-    return run_check("The states without a loop", fn, cases, quiet=quiet)
+    return run_check("The states without a loop", fn, cases, quiet=quiet, forbid=_SCANS + _SELECTIVE,
+                     method=method_rule(_without_a_loop))
+
+
+def _without_a_loop(tree) -> str | None:
+    found = loops(tree)
+    if found:
+        return (f"your function uses {found[0]}: the exercise is every state at once, from cumulative sums of Δ "
+                "and one masked (L, L) matrix of decays, with no loop over time")
+    return None
 
 
 __all__ = ["check_s6_params", "gated_rnn_reference", "check_gated_rnn", "check_states_without_a_loop"]

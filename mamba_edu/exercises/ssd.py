@@ -13,13 +13,13 @@ from __future__ import annotations
 import torch
 
 from .. import ssd
-from ._core import Mismatch, Verdict, compare, run_check
+from ._core import Mismatch, Verdict, compare, gen, run_check
 
 F64 = torch.float64
 
 
 def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+    return gen(seed)
 
 
 def _close(got, cand) -> bool:
@@ -87,7 +87,7 @@ def check_segsum(fn, quiet: bool = False) -> Verdict:
         ("float32, a huge first value then small ones",
          _segsum_case(torch.tensor([-1e6, 1e-3, 2e-3, 1e-3, 3e-3], dtype=torch.float32), stability=True)),
     ]
-    return run_check("segsum", fn, cases, quiet=quiet)
+    return run_check("segsum", fn, cases, quiet=quiet, forbid=(ssd.segsum, ssd.decay_matrix))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -127,7 +127,8 @@ def check_semiseparable_matrix(fn, quiet: bool = False) -> Verdict:
         ("L = 9, N = 4, fast decay A = −5", _matrix_case(9, 4, -5.0, 3)),
         ("L = 7, N = 3, no decay A = 0 (linear attention)", _matrix_case(7, 3, 0.0, 4)),
     ]
-    return run_check("semiseparable_matrix", fn, cases, quiet=quiet)
+    return run_check("semiseparable_matrix", fn, cases, quiet=quiet,
+                     forbid=(ssd.semiseparable_matrix, ssd.decay_matrix, ssd.segsum, ssd.ssd_by_matrix))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,7 +168,8 @@ def check_chunk_states(fn, quiet: bool = False) -> Verdict:
         ("one chunk, q = 4", _states_case(1, 4, 2, 3, 6)),
         ("three chunks, q = 5, p = 3, N = 4", _states_case(3, 5, 3, 4, 7)),
     ]
-    return run_check("chunk_states", fn, cases, quiet=quiet)
+    return run_check("chunk_states", fn, cases, quiet=quiet,
+                     forbid=(ssd.ssd_chunk_states, ssd.ssd_chunked, ssd.ssd_state_passing, ssd.ssd_scan_ref))
 
 
 __all__ = ["check_segsum", "check_semiseparable_matrix", "check_chunk_states"]

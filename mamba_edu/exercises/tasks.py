@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 from .. import tasks
-from ..train import answer_metrics
-from ._core import Mismatch, Verdict, run_check
+from ..train import answer_metrics, evaluate, predict_forward, predict_recurrent
+from ._core import Mismatch, Verdict, gen, run_check
 
 
 def _int_answers(got, want: torch.Tensor, what: str) -> None:
@@ -119,7 +119,7 @@ def _float(x, what: str) -> float:
 
 def _logits_for(targets: torch.Tensor, V: int, p_right: float, seed: int) -> torch.Tensor:
     """Random logits whose argmax equals the target at about a fraction p_right of the answers."""
-    g = torch.Generator().manual_seed(seed)
+    g = gen(seed)
     b, T = targets.shape
     logits = torch.randn(b, T, V, generator=g)  # (b, T, V)
     ask = targets != tasks.IGNORE  # (b, T)
@@ -160,7 +160,8 @@ def check_answer_accuracy(fn, quiet: bool = False) -> Verdict:
         ("every answer right", _accuracy_case(copy, 10, 1.0, 2)),
         ("induction heads (one answer per row)", _accuracy_case(induction, 12, 0.6, 3)),
     ]
-    return run_check("Accuracy on the answers", fn, cases, quiet=quiet)
+    return run_check("Accuracy on the answers", fn, cases, quiet=quiet,
+                     forbid=(answer_metrics, evaluate, predict_forward, predict_recurrent))
 
 
 __all__ = ["check_copy_by_content", "check_induction_lookup", "check_answer_accuracy"]

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..selective import selective_scan_ref
-from ._core import Mismatch, Verdict, _is_stub, compare, run_check
+from ._core import Mismatch, Verdict, _is_stub, compare, gen, run_check, unwrap
 
 GUARD_VALUE = -12345.0  # what every guard zone and every not-yet-written output element holds
 
@@ -35,6 +35,9 @@ def _device() -> str:
 
 def _why_cannot_launch(kernel) -> str | None:
     """None when `kernel` can run here, else what to do about it."""
+    if getattr(kernel, "_mamba_edu_replayed", False):  # the grader replays answers recorded where it ran
+        return None
+    kernel = unwrap(kernel)
     if not hasattr(kernel, "fn") or not hasattr(kernel, "__getitem__"):
         return ("expected a Triton kernel: put `@triton.jit` on the line above `def` and run the cell again "
                 f"(got a {type(kernel).__name__})")
@@ -49,8 +52,8 @@ def _why_cannot_launch(kernel) -> str | None:
 
 def _check_kernel(exercise: str, kernel, cases, success: str, quiet: bool) -> Verdict:
     """run_check for a kernel: the stub test looks at the Python function inside @triton.jit."""
-    py = getattr(kernel, "fn", kernel)  # @triton.jit keeps the learner's Python function in .fn
-    if callable(py) and _is_stub(py):
+    py = getattr(unwrap(kernel), "fn", kernel)  # @triton.jit keeps the learner's Python function in .fn
+    if callable(py) and _is_stub(kernel if hasattr(kernel, "_mamba_edu_source") else py):
         return run_check(exercise, py, [], quiet=quiet)
     why = _why_cannot_launch(kernel)
     if why:
@@ -94,7 +97,7 @@ def _add_case(n: int, block: int):
 
     def test(kernel):
         dev = _device()
-        g = torch.Generator().manual_seed(n)
+        g = gen(n)
         x = torch.randn(n, generator=g).to(dev)  # (n,)
         y = torch.randn(n, generator=g).to(dev)  # (n,)
         xb, xv = _guarded(x, block)
@@ -132,7 +135,7 @@ def _discretise_case(dim: int, N: int, block_d: int, block_n: int):
 
     def test(kernel):
         dev = _device()
-        g = torch.Generator().manual_seed(dim * 100 + N)
+        g = gen(dim * 100 + N)
         delta = torch.randn(dim, generator=g).to(dev)  # (dim,)
         bias = (0.5 * torch.randn(dim, generator=g)).to(dev)  # (dim,)
         A = (-torch.exp(0.5 * torch.randn(dim, N, generator=g))).to(dev)  # (dim, N)
@@ -177,7 +180,7 @@ def _scan_case(b: int, dim: int, L: int, N: int, block_d: int, block_n: int):
 
     def test(kernel):
         dev = _device()
-        g = torch.Generator().manual_seed(b * 1000 + dim * 10 + L)
+        g = gen(b * 1000 + dim * 10 + L)
         u = torch.randn(b, dim, L, generator=g)  # (b, d, L)
         delta = _softplus(0.5 * torch.randn(b, dim, L, generator=g) - 1.0)  # (b, d, L): already positive
         A = -torch.exp(0.5 * torch.randn(dim, N, generator=g))  # (d, N)

@@ -138,6 +138,9 @@ def write_report(results: dict, path) -> Path:
             if fig.data:
                 parts.append(fig.to_html(full_html=False, include_plotlyjs="cdn" if first else False))
                 first = False
+    ratios = official_ratios(results)
+    if ratios is not None:  # the official kernel was installed where the benchmark ran
+        parts.append(ratios.to_html(full_html=False, include_plotlyjs="cdn" if first else False))
     parts.append("<pre>" + summary_table(results) + "</pre>")
     path.write_text("<html><head><meta charset='utf-8'></head><body>" + "\n".join(parts) + "</body></html>")
     return path
@@ -189,3 +192,30 @@ def compare_runs(runs: Mapping[str, dict], impl: str = "fused", pass_: str = "fo
     what = "forward" if pass_ == "forward" else "forward + backward"
     return style(fig, f"{impl}, {what}: the same implementation on each machine", x="sequence length L (tokens)",
                  y="median time (ms)", height=height)
+
+
+def official_ratios(results: dict, impl: str = "fused", height: int | None = None) -> go.Figure | None:
+    """official time / `impl` time for every case where both ran in this one result (`bench.same_run_ratios`),
+    one horizontal bar per case on a log axis: right of 1, `impl` is faster; the target is 2. Red bars: slower.
+    None when the result has no such case (the official kernel was not installed where it ran)."""
+    from ..bench import same_run_ratios
+
+    rows = same_run_ratios(results, impl=impl)
+    if not rows:
+        return None
+    labels = [f"{'fwd+bwd' if r['pass'] == 'forward_backward' else 'forward'} {r['batch']}×{r['dim']}×{r['L']}×{r['N']}"
+              for r in rows]
+    colors = [COLORS[2] if r["ratio"] >= 2 else (COLORS[0] if r["ratio"] >= 1 else "#d62728") for r in rows]
+    hover = [f"{lab}<br>{impl} {r['ms']:.3f} ms, official {r['peer_ms']:.3f} ms<br>ratio {r['ratio']:.2f}"
+             + ("" if r["memory"] is None else f"<br>peak memory {r['memory']:.2f}× official's")
+             for lab, r in zip(labels, rows)]
+    fig = go.Figure(go.Bar(y=labels, x=[r["ratio"] for r in rows], orientation="h", marker_color=colors,
+                           hovertext=hover, hoverinfo="text", name="official / " + impl))
+    fig.add_vline(x=1.0, line_dash="dot", line_color="gray")
+    fig.add_vline(x=2.0, line_dash="dash", line_color=COLORS[2])
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    slower = sum(r["ratio"] < 1 for r in rows)
+    return style(fig, f"official time / {impl} time, same run ({slower} of {len(rows)} cases slower)",
+                 x=f"ratio (> 1: {impl} faster; dashed: the 2× target)", y="",
+                 height=height or max(320, 22 * len(rows) + 120))

@@ -120,6 +120,8 @@ ONE_CONCEPT_BUT_LONG = {
     "mamba_edu.models": "the layers and models built from the scans",
     "mamba_edu.train": "training and evaluating the task models",
     "mamba_edu.ssd": "Mamba-2's state space duality",
+    "mamba_edu.mamba3": "Mamba-3: its recurrence in three forms (step, chunked, complex) and its layer",
+    "mamba_edu.cli": "the mamba-edu command: one parser and one handler per subcommand",
     "mamba_edu.scan": "the parallel scans",
     "mamba_edu.kernels.selective_scan_fused": "the fused kernel's Triton code",
 }
