@@ -9,6 +9,8 @@ import streamlit as st
 from _common import device_caption, present_pages  # app/ is on sys.path: Streamlit puts the main script's folder there
 
 st.set_page_config(page_title="mamba-edu", page_icon="🐍", layout="wide")
+# Markdown tables scroll inside their own box instead of widening the page (a phone is ~390 px wide)
+st.html("<style>[data-testid='stMarkdownContainer'] table {display: block; max-width: 100%; overflow-x: auto;}</style>")
 
 sections: dict[str, list] = {}
 for info in present_pages():

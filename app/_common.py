@@ -31,6 +31,23 @@ LAB_URL = os.environ.get("MAMBA_EDU_LAB_URL", "http://localhost:8888/lab/tree/")
 log = logging.getLogger("mamba_edu.app")
 
 
+def _leave_pages_directory_mode() -> None:
+    """Make a deep link on a fresh server (a bookmark of /hippo as its first request) get the navigation.
+
+    Streamlit decides once per server, before any script has run, whether the app is a "pages/ folder"
+    app: our pages live in app/pages/, so the first request runs its page directly, without app/Home.py
+    (no navigation, no wide layout), and only a run of Home's `st.navigation` turns that mode off. A page
+    that finds the mode still on turns it off and reruns: the rerun goes through Home.py to the same page.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # another Streamlit layout: nothing to do
+        return
+    if getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 @dataclass(frozen=True)
 class PageInfo:
     """One page of the app: its file in app/pages/, where it sits in the navigation, its chapters."""
@@ -124,6 +141,7 @@ def notebook_link(chapter: int) -> str:
 
 def page_header(file: str, intro: str) -> PageInfo:
     """The page's title, its two or three sentences of explanation and the link to its notebook(s)."""
+    _leave_pages_directory_mode()
     info = page_info(file)
     st.title(info.title)
     st.markdown(intro)
@@ -138,7 +156,8 @@ def page_header(file: str, intro: str) -> PageInfo:
 
 def show(fig, key: str | None = None) -> None:
     """Draw a mamba_edu.viz figure with its own styling (the same look as in the notebooks)."""
-    st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
+    # no plotly toolbar: on a phone it covers the title (drag still zooms, a double click resets)
+    st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False, "displayModeBar": False})
 
 
 # ----------------------------------------------------------------------------------------------

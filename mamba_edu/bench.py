@@ -364,36 +364,123 @@ def run_bench(cfg: BenchConfig, device: str | torch.device = "cuda", progress: b
 # -- results files ------------------------------------------------------------------------------
 
 _CASE_FIELDS = {"impl": str, "pass": str, "batch": int, "dim": int, "L": int, "N": int, "dtype": str, "status": str}
+# The largest values a result can hold (beyond them a file is not a measurement: it is refused).
+_MAX_CASES = 100_000
+_MAX_TEXT = 200  # characters of any string field (a device name, an implementation, a reason gets 2,000)
+_MAX_SIZE = {"batch": 2**20, "dim": 2**20, "L": 2**31, "N": 2**16}
+_OPTIONAL_NUMBERS = {  # case field: must it be > 0 (True) or ≥ 0 (False); None or absent is allowed
+    "rel_error": False, "ms": True, "bytes": False, "exps": False, "bytes_per_s": True,
+    "fraction_bandwidth": False, "fraction_exp": False, "peak_bytes": False}
+_TIMED = ("ms", "bytes_per_s", "fraction_bandwidth", "fraction_exp")  # only a timed ('ok') case has these
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _number(where: str, v, positive: bool, optional: bool = True):
+    """None (if optional) or a finite number, > 0 or ≥ 0; ValueError naming `where` otherwise."""
+    if v is None and optional:
+        return
+    if not _is_number(v) or not (v > 0 if positive else v >= 0):
+        want = "a positive finite number" if positive else "a finite number ≥ 0"
+        raise ValueError(f"{where} must be {want}{' or null' if optional else ''}; got {_short(v)}.")
+
+
+def _short(v) -> str:
+    text = repr(v) if not isinstance(v, (dict, list)) else f"a JSON {'object' if isinstance(v, dict) else 'list'}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text(where: str, v, limit: int = _MAX_TEXT, optional: bool = False) -> None:
+    if v is None and optional:
+        return
+    if not isinstance(v, str) or len(v) > limit:
+        raise ValueError(f"{where} must be a string of at most {limit} characters; got {_short(v)}.")
+
+
+def _validate_case(i: int, c) -> None:
+    if not isinstance(c, dict):
+        raise ValueError(f"case {i} must be an object; got {type(c).__name__}.")
+    for key, typ in _CASE_FIELDS.items():
+        if not isinstance(c.get(key), typ) or isinstance(c.get(key), bool):
+            raise ValueError(f"case {i}: field {key!r} must be a {typ.__name__}; got {_short(c.get(key))}.")
+        if typ is str:
+            _text(f"case {i}: field {key!r}", c[key])
+    for key, most in _MAX_SIZE.items():
+        if not 1 <= c[key] <= most:
+            raise ValueError(f"case {i}: field {key!r} must be between 1 and {most:,}; got {c[key]}.")
+    if c["status"] not in STATUSES:
+        raise ValueError(f"case {i}: field 'status' must be one of {', '.join(STATUSES)}; got {_short(c['status'])}.")
+    if c["pass"] not in PASSES:
+        raise ValueError(f"case {i}: field 'pass' must be one of {', '.join(PASSES)}; got {_short(c['pass'])}.")
+    if c["dtype"] not in _DTYPES:
+        raise ValueError(f"case {i}: field 'dtype' must be one of {', '.join(_DTYPES)}; got {_short(c['dtype'])}.")
+    _text(f"case {i}: field 'reason'", c.get("reason"), limit=2000, optional=True)
+    for key, positive in _OPTIONAL_NUMBERS.items():
+        _number(f"case {i}: field {key!r}", c.get(key), positive)
+    if c["status"] == "ok":
+        _number(f"case {i}: an 'ok' case's field 'ms'", c.get("ms"), positive=True, optional=False)
+    else:
+        timed = [k for k in _TIMED if c.get(k) is not None]
+        if timed:
+            raise ValueError(f"case {i}: a case with status {c['status']!r} was not timed, so {', '.join(timed)} "
+                             "must be null.")
 
 
 def validate_results(data) -> dict:
     """Check that `data` (parsed JSON) is a benchmark result of this schema; return it, or raise
-    ValueError saying what is wrong (the app shows the message and changes nothing)."""
+    ValueError saying what is wrong (the app shows the message and changes nothing).
+
+    Every field the app, the CLI or `viz.bench` reads is checked for its type and range: strings of
+    bounded length, sizes between 1 and a bound, times and rates positive and finite, rates and
+    times only on timed ('ok') cases, and at most 100,000 cases."""
     if not isinstance(data, dict):
         raise ValueError(f"a benchmark result must be a JSON object; got {type(data).__name__}.")
     if data.get("schema") != SCHEMA:
-        raise ValueError(f"field 'schema' must be {SCHEMA!r}; got {data.get('schema')!r}.")
+        raise ValueError(f"field 'schema' must be {SCHEMA!r}; got {_short(data.get('schema'))}.")
     for key in ("device", "date", "versions", "floors", "cases"):
         if key not in data:
             raise ValueError(f"field {key!r} is missing.")
-    if not isinstance(data["device"], dict) or not isinstance(data["device"].get("name"), str):
+    dev = data["device"]
+    if not isinstance(dev, dict):
         raise ValueError("field 'device' must be an object with a string 'name'.")
-    if not isinstance(data["cases"], list) or not data["cases"]:
-        raise ValueError("field 'cases' must be a non-empty list.")
-    for i, c in enumerate(data["cases"]):
-        if not isinstance(c, dict):
-            raise ValueError(f"case {i} must be an object; got {type(c).__name__}.")
-        for key, typ in _CASE_FIELDS.items():
-            if not isinstance(c.get(key), typ) or isinstance(c.get(key), bool):
-                raise ValueError(f"case {i}: field {key!r} must be a {typ.__name__}; got {c.get(key)!r}.")
-        if c["status"] not in STATUSES:
-            raise ValueError(f"case {i}: field 'status' must be one of {', '.join(STATUSES)}; got {c['status']!r}.")
-        if c["pass"] not in PASSES:
-            raise ValueError(f"case {i}: field 'pass' must be one of {', '.join(PASSES)}; got {c['pass']!r}.")
-        if c["status"] == "ok":
-            ms = c.get("ms")
-            if not isinstance(ms, (int, float)) or isinstance(ms, bool) or not ms > 0 or not math.isfinite(ms):
-                raise ValueError(f"case {i}: an 'ok' case needs a positive finite 'ms'; got {ms!r}.")
+    _text("field 'device.name'", dev.get("name"))
+    if not dev["name"].strip():
+        raise ValueError("field 'device.name' must not be empty.")
+    for key in ("multiprocessors", "memory_bytes", "sm_clock_khz", "memory_clock_khz", "l2_cache_bytes"):
+        _number(f"field 'device.{key}'", dev.get(key), positive=True)
+    if dev.get("multiprocessors") is not None and not isinstance(dev["multiprocessors"], int):
+        raise ValueError(f"field 'device.multiprocessors' must be an integer; got {_short(dev['multiprocessors'])}.")
+    for key in ("kind", "capability"):
+        _text(f"field 'device.{key}'", dev.get(key), optional=True)
+    _text("field 'date'", data["date"], limit=64)
+    versions = data["versions"]
+    if not isinstance(versions, dict) or len(versions) > 32:
+        raise ValueError(f"field 'versions' must be an object of at most 32 entries; got {_short(versions)}.")
+    for k, v in versions.items():
+        _text(f"field 'versions' key", k, limit=64)
+        _text(f"field 'versions.{k}'", v, limit=64, optional=True)
+    floors = data["floors"]
+    if not isinstance(floors, dict):
+        raise ValueError(f"field 'floors' must be an object; got {_short(floors)}.")
+    for key in ("copy_bytes_per_s", "exp_per_s"):
+        _number(f"field 'floors.{key}'", floors.get(key), positive=True)
+    settings = data.get("settings")
+    if settings is not None:
+        if not isinstance(settings, dict):
+            raise ValueError(f"field 'settings' must be an object; got {_short(settings)}.")
+        for key, most in _MAX_SIZE.items():
+            if key != "L" and key in settings:
+                v = settings[key]
+                if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= most:
+                    raise ValueError(f"field 'settings.{key}' must be an integer between 1 and {most:,}; got {_short(v)}.")
+    _number("field 'seconds'", data.get("seconds"), positive=False)
+    cases = data["cases"]
+    if not isinstance(cases, list) or not cases or len(cases) > _MAX_CASES:
+        raise ValueError(f"field 'cases' must be a non-empty list of at most {_MAX_CASES:,} cases.")
+    for i, c in enumerate(cases):
+        _validate_case(i, c)
     return data
 
 

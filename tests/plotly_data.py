@@ -23,3 +23,8 @@ def arr(v) -> np.ndarray:
 def tensor(v) -> torch.Tensor:
     """The same as a float64 torch tensor."""
     return torch.from_numpy(arr(v).copy())
+
+
+def title(spec) -> str:
+    """A figure's title as one line (viz wraps long titles with <br> so that they fit a phone)."""
+    return (spec["layout"].get("title", {}).get("text") or "").replace("<br>", " ")

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from mamba_edu import explore
 from mamba_edu.formula import PRESETS, parse_formula
 from mamba_edu.hippo import hippo_project
-from plotly_data import tensor as arr
+from plotly_data import tensor as arr, title
 
 ROOT = Path(__file__).resolve().parents[1]
 T, L = 3.0, 300  # as on the page
@@ -44,7 +44,7 @@ def check(at, formula=PRESETS["two tones"], measure="legs", N=24, t=2.0, theta=1
     c = hippo_project(f, measure, N, T / L, theta=theta)  # (L, N)
     s, f_win, f_hat, (lo, hi) = explore.hippo_window(signal, c[k], measure, tk, theta)
     err = explore.relative_error(f_hat, f_win)
-    assert recon["layout"]["title"]["text"] == f"{NAMES[measure]}, N = {N}, t = {tk:.2f} s: error {err:.1%}"
+    assert title(recon) == f"{NAMES[measure]}, N = {N}, t = {tk:.2f} s: error {err:.1%}"
     sig_trace, rec_trace = recon["data"]
     assert torch.allclose(arr(rec_trace["x"]), s) and torch.allclose(arr(rec_trace["y"]), f_hat, atol=1e-9)
     xs = arr(sig_trace["x"])

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from mamba_edu import bench
 from mamba_edu.viz import bench as vb
 from app_rerun import rerun_from_cache
-from plotly_data import arr
+from plotly_data import arr, title
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app"
@@ -71,12 +71,13 @@ def test_defaults_show_the_recorded_results_with_device_and_date(app, h100):
     assert app.title[0].value == "Kernel timing"
     label = f"{h100['device']['name']} · {h100['date']} (recorded: h100.json)"
     assert app.selectbox(key="kt_choice").value == label
-    assert any(f"**{h100['device']['name']}**" in m.value and f"**{h100['date']}**" in m.value for m in app.markdown)
+    date = h100["date"].replace(":", "\\:")  # Markdown-escaped (a ':' could start an emoji short code)
+    assert any(f"**{h100['device']['name']}**" in m.value and f"**{date}**" in m.value for m in app.markdown)
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Cases checked and timed"] == str(sum(c["status"] == "ok" for c in h100["cases"]))
     figs = charts(app)
-    assert h100["device"]["name"] in figs["kt_time"]["layout"]["title"]["text"]
-    assert h100["date"] in figs["kt_time"]["layout"]["title"]["text"]
+    assert h100["device"]["name"] in title(figs["kt_time"])
+    assert h100["date"] in title(figs["kt_time"])
     got = traces(figs["kt_time"])
     for impl, pts in expected_times(h100, "forward").items():
         assert got[impl][0] == [L for L, _ in pts]
@@ -112,7 +113,7 @@ def test_pass_and_baseline_change_the_figures(h100):
     assert "fused" not in speed
     xs, ys = speed["parallel"]
     assert ys == pytest.approx([fused[L] / dict(want["parallel"])[L] for L in xs])
-    assert figs["kt_speedup"]["layout"]["title"]["text"] == "speed-up over fused (forward + backward)"
+    assert title(figs["kt_speedup"]) == "speed-up over fused (forward + backward)"
 
 
 def _set_run(at, lengths, batch, dim, N, impls):
@@ -139,7 +140,7 @@ def test_a_run_at_the_smallest_size_completes_and_is_plotted():
     assert {(c["impl"], c["pass"]) for c in res["cases"]} == {
         (i, p) for i in ("naive", "parallel", "attention") for p in ("forward", "forward_backward")}
     figs = charts(at)
-    assert res["device"]["name"] in figs["kt_time"]["layout"]["title"]["text"]
+    assert res["device"]["name"] in title(figs["kt_time"])
     got = traces(figs["kt_time"])
     assert set(got) == {"naive", "parallel", "attention"}
     for impl, (xs, ys) in got.items():
@@ -167,7 +168,7 @@ def test_too_large_settings_are_refused_on_a_cpu(lengths, dim, impls, message):
 @pytest.mark.parametrize("name,raw,message", [
     ("broken.json", b"{not json", "broken.json is not a JSON file"),
     ("other.json", json.dumps({"schema": "something-else/1"}).encode(), "field 'schema' must be"),
-    ("nocase.json", None, "case 0: an 'ok' case needs a positive finite 'ms'"),
+    ("nocase.json", None, "case 0: field 'ms' must be a positive finite number"),
 ])
 def test_a_malformed_upload_gives_a_clear_message_and_changes_nothing(h100, name, raw, message):
     if raw is None:  # a well-formed file with one broken case
@@ -205,7 +206,7 @@ def test_a_valid_upload_is_added_and_compared(h100):
     assert mine[1] == pytest.approx(want)
     at.selectbox(key="kt_choice").set_value(label)
     ok(at.run())
-    assert "Some Other GPU" in charts(at)["kt_time"]["layout"]["title"]["text"]
+    assert "Some Other GPU" in title(charts(at)["kt_time"])
     assert any("**Some Other GPU**" in m.value for m in at.markdown)
 
 
@@ -215,3 +216,75 @@ def test_without_recorded_results_the_page_says_so(tmp_path, monkeypatch):
     ok(at.run())
     assert any("No benchmark results yet" in i.value for i in at.info)
     assert not at.get("plotly_chart")
+
+
+def _edited(h100, edit) -> bytes:
+    bad = copy.deepcopy(h100)
+    edit(bad)
+    return json.dumps(bad).encode()
+
+
+def _skipped(res) -> dict:
+    return next(c for c in res["cases"] if c["status"] == "skipped")
+
+
+# Hostile uploads: each passed the old validation (or crashed the page) and broke the Results section.
+HOSTILE = {
+    "deep.json": (lambda h: b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    "latin1.json": (lambda h: '{"device": "\xe9"}'.encode("latin-1"), "is not a JSON file"),
+    "settings.json": (lambda h: _edited(h, lambda d: d["settings"].update(batch="two")), "field 'settings.batch'"),
+    "settings0.json": (lambda h: _edited(h, lambda d: d["settings"].update(dim=0)), "field 'settings.dim'"),
+    "settingslist.json": (lambda h: _edited(h, lambda d: d.update(settings=[1, 2])), "field 'settings' must be"),
+    "floors.json": (lambda h: _edited(h, lambda d: d["floors"].update(copy_bytes_per_s="fast")),
+                    "floors.copy_bytes_per_s"),
+    "floorsnan.json": (lambda h: _edited(h, lambda d: d["floors"].update(exp_per_s=float("nan"))), "floors.exp_per_s"),
+    "floorsneg.json": (lambda h: _edited(h, lambda d: d["floors"].update(exp_per_s=-1)), "floors.exp_per_s"),
+    "relerr.json": (lambda h: _edited(h, lambda d: d["cases"][0].update(rel_error=-0.5)), "field 'rel_error'"),
+    "relerrstr.json": (lambda h: _edited(h, lambda d: d["cases"][0].update(rel_error="tiny")), "field 'rel_error'"),
+    "bps.json": (lambda h: _edited(h, lambda d: d["cases"][0].update(bytes_per_s=float("inf"))), "field 'bytes_per_s'"),
+    "mskipped.json": (lambda h: _edited(h, lambda d: _skipped(d).update(ms=1.0)), "was not timed"),
+    "bpsskipped.json": (lambda h: _edited(h, lambda d: _skipped(d).update(bytes_per_s=1e9)), "was not timed"),
+    "L0.json": (lambda h: _edited(h, lambda d: d["cases"][0].update(L=0)), "field 'L' must be between 1"),
+    "Lneg.json": (lambda h: _edited(h, lambda d: d["cases"][0].update(L=-256)), "field 'L' must be between 1"),
+    "Lhuge.json": (lambda h: _edited(h, lambda d: d["cases"][0].update(L=10**30)), "field 'L' must be between 1"),
+    "dtype.json": (lambda h: _edited(h, lambda d: d["cases"][0].update(dtype="int8")), "field 'dtype'"),
+    "name.json": (lambda h: _edited(h, lambda d: d["device"].update(name="x" * 5000)), "device.name"),
+    "sms.json": (lambda h: _edited(h, lambda d: d["device"].update(multiprocessors="many")), "device.multiprocessors"),
+    "versions.json": (lambda h: _edited(h, lambda d: d.update(versions=[1])), "field 'versions'"),
+    "nocases.json": (lambda h: _edited(h, lambda d: d.update(cases=[])), "field 'cases'"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_uploads_are_refused_and_leave_every_result_shown(h100, name):
+    make, message = HOSTILE[name]
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    before = (at.selectbox(key="kt_choice").options, charts(at))
+    at.file_uploader(key="kt_upload").set_value((name, make(h100), "application/json"))
+    at.run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and message in errors[0] and errors[0].endswith("Nothing was added."), errors
+    assert (at.selectbox(key="kt_choice").options, charts(at)) == before  # the shipped results still shown
+    at.run()  # and on every later rerun
+    assert not at.exception and (at.selectbox(key="kt_choice").options, charts(at)) == before
+
+
+def test_an_upload_can_be_removed_and_its_device_name_is_shown_literally(h100):
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    shipped = list(at.selectbox(key="kt_choice").options)
+    raw = _edited(h100, lambda d: d["device"].update(name="**Evil** GPU [link](http://x) <b>:smile:</b>"))
+    at.file_uploader(key="kt_upload").set_value(("evil.json", raw, "application/json"))
+    at.run()
+    assert not at.exception and not at.error
+    label = next(o for o in at.selectbox(key="kt_choice").options if "evil.json" in o)
+    at.selectbox(key="kt_choice").set_value(label).run()
+    md = next(m.value for m in at.markdown if "Evil" in m.value)
+    assert r"\*\*Evil\*\* GPU \[link\](http\://x) \<b\>\:smile\:\</b\>" in md, md
+    assert at.selectbox(key="kt_remove_choice").value == label
+    at.button(key="kt_remove").click().run()
+    assert not at.exception and list(at.selectbox(key="kt_choice").options) == shipped
+    at.run()  # the file is still in the uploader: it is not read again
+    assert list(at.selectbox(key="kt_choice").options) == shipped

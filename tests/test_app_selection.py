@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from mamba_edu import probe, tasks
 from mamba_edu.train import load_checkpoint, predict_forward
 from app_rerun import rerun_from_cache
-from plotly_data import arr
+from plotly_data import arr, title
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app"
@@ -41,7 +41,7 @@ def figures(at):
     out = {}
     for c in at.get("plotly_chart"):
         spec = json.loads(c.proto.spec)
-        out[spec["layout"]["title"]["text"]] = spec
+        out[title(spec)] = spec
     return out
 
 
@@ -68,7 +68,7 @@ def test_defaults_show_both_models_on_one_input():
     seq, tr, tr_lti, memory, right = expected()
     m = metrics(at)
     assert m["Answers right (Mamba | LTI)"] == f"{right[0]}/4 | {right[1]}/4"
-    share_mamba, share_lti = [int(v.rstrip("%")) for v in m["Data's share of the state at t (Mamba | LTI)"].split(" | ")]
+    share_mamba, share_lti = [int(v.rstrip("%")) for v in m["Data in the state at t (Mamba | LTI)"].split(" | ")]
     assert share_mamba > 60 > 40 > share_lti  # the selective model's state holds the data, the LTI's the noise
     figs = figures(at)
     assert len(figs) == 5
@@ -97,7 +97,7 @@ def test_defaults_show_both_models_on_one_input():
     assert len(arr(bars[0]["y"])) == 64
 
     # the state norm over time
-    norm = figs["‖h_t‖ over time (each scaled to its maximum)"]["data"]
+    norm = figs["‖h<sub>t</sub>‖ over time (each scaled to its maximum)"]["data"]
     want = probe.state_norm(tr_lti)[0]
     np.testing.assert_allclose(arr(norm[1]["y"]), (want / want.max()).numpy(), rtol=1e-5)
 

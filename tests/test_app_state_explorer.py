@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from mamba_edu import explore, probe, tasks
 from mamba_edu.tokenizer import text_targets, text_to_tokens
 from mamba_edu.train import load_checkpoint
-from plotly_data import tensor as arr
+from plotly_data import tensor as arr, title
 
 ROOT = Path(__file__).resolve().parents[1]
 CKPT = ROOT / "results" / "tasks" / "checkpoints"
@@ -35,7 +35,7 @@ def charts(at) -> dict:
     out = {}
     for c in at.get("plotly_chart"):
         spec = json.loads(c.proto.spec)
-        out[spec["layout"]["title"]["text"]] = spec
+        out[title(spec)] = spec
     return out
 
 
@@ -67,10 +67,10 @@ def check_lti(at, **kw):
     io = figs["Input and output"]
     assert torch.allclose(arr(io["data"][0]["y"]), u)
     assert torch.allclose(arr(io["data"][1]["y"]), y, atol=1e-9, rtol=1e-9)
-    kernel = figs["Kernel K_l = C·Ab^l·Bb"]
+    kernel = figs["Kernel K<sub>l</sub> = C Ā<sup>l</sup> B̄"]
     assert torch.allclose(arr(kernel["data"][0]["y"]), K, atol=1e-12, rtol=1e-9)
     assert float(arr(kernel["data"][0]["x"])[1]) == pytest.approx(kw.get("dt", 0.02))  # the lag axis in seconds
-    eig = figs["Eigenvalues of Ab"]
+    eig = figs["Eigenvalues of Ā"]
     z = torch.complex(arr(eig["data"][1]["x"]), arr(eig["data"][1]["y"])).to(torch.complex128)
     assert torch.allclose(z.abs().sort().values, run.eigenvalues.abs().sort().values, atol=1e-9)
     assert at.metric[0].value == f"{run.spectral_radius:.4f}"
@@ -123,8 +123,8 @@ def test_too_large_settings_are_refused_with_a_message():
     assert not at.get("plotly_chart")
     assert "Reduce N or L" in at.warning[0].value
     at = page(se_input="text")
-    at.text_input(key="se_text").set_value("a" * 600).run()
-    assert not at.exception and "at most 512" in at.warning[0].value
+    at.text_input(key="se_text").set_value("😀" * 200).run()  # 800 byte tokens (the box keeps 512 characters)
+    assert not at.exception and "makes 800 tokens" in at.warning[0].value and "at most 512" in at.warning[0].value
 
 
 def selective_expected(name, layer=0, seed=0, text=None):
@@ -151,12 +151,12 @@ def check_selective(at, name, channel=None, **kw):
     player = by_prefix(figs, f"{name}, layer {kw.get('layer', 0)}, channel {channel}")
     h = trace.h[0, channel].T.double()  # (T, n)
     assert torch.allclose(arr(player["data"][0]["z"]), h.T, atol=1e-6)
-    delta = figs["Δ_t: no fixed kernel"]["data"][0]["y"]
+    delta = figs["Δ<sub>t</sub> changes with every token: no fixed kernel"]["data"][0]["y"]
     assert torch.allclose(arr(delta), trace.delta[0, channel].double(), rtol=1e-6)
     io = figs["Input and output"]
     y = probe.ssm_output(trace)[0, channel].double()
     assert torch.allclose(arr(io["data"][1]["y"]), y, atol=1e-6)
-    eig = figs["Eigenvalues of Ab_t = exp(Δ_t·A)"]
+    eig = figs["Eigenvalues of Ā<sub>t</sub> = exp(Δ<sub>t</sub> A)"]
     points = sum(len(arr(tr["x"])) for tr in eig["data"][1:])
     assert points == trace.a[0, channel].numel()  # every decay of every token, grouped by the token's role
     xs = torch.cat([arr(tr["x"]) for tr in eig["data"][1:]])

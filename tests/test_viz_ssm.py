@@ -120,7 +120,16 @@ def test_state_player_frames_scrub_the_states():
     slider = d["layout"]["sliders"][0]
     assert len(slider["steps"]) == 10 and idx[slider["active"]] == 20  # starts at the nearest frame to 20
     assert list(bars["y"]) == pytest.approx(h[20].tolist()) and list(marker["x"]) == [20, 20]
-    assert [b["label"] for b in d["layout"]["updatemenus"][0]["buttons"]] == ["▶", "❚❚"]
+    # ▶ plays from the start; every animation queues after the running one (none is interrupted: an
+    # interrupted plotly animation rejects its promise, an uncaught error in the browser)
+    assert [b["label"] for b in d["layout"]["updatemenus"][0]["buttons"]] == ["▶"]
+    modes = [b["args"][1]["mode"] for b in d["layout"]["updatemenus"][0]["buttons"]]
+    assert set(modes + [s["args"][1]["mode"] for s in slider["steps"]]) == {"afterall"}
+    # every frame redraws (else plotly drops the heatmap while it animates); the bars' colours are colours
+    # (numbers with a colour scale make plotly warn on every bar of every frame)
+    assert all(s["args"][1]["frame"]["redraw"] for s in slider["steps"])
+    assert all(str(c).startswith("rgb") for c in bars["marker"]["color"])
+    assert all(f["data"][1]["marker"]["color"][0].startswith("rgb") for f in frames)
     assert d["layout"]["xaxis"]["title"]["text"] == "time step t"
     assert d["layout"]["yaxis2"]["title"]["text"] == "x at the chosen time"
     # complex states are shown as 2·Re, like state_heatmap

@@ -80,6 +80,23 @@ def window_error(signal, c_k, measure, t, theta) -> float:
     return explore.relative_error(f_hat, f)
 
 
+# Every time at which the page evaluates the signal lies in [0, T] (before 0 the history is 0): the
+# projection's sample times, the reconstruction windows and the drawn curve. A formula is accepted once it
+# is finite and of moderate size on this grid (the ends 0 and T included, plus the sample times), so that
+# `log(t)`, `1/t` or `1/(t-3)` are refused with a message instead of breaking the charts.
+GRID = torch.cat([torch.linspace(0.0, T, 1201, dtype=torch.float64), explore.sample_times(T, L)])
+MAX_ABS = 1e6  # larger values overflow nothing but make every chart a flat line next to one spike
+
+
+def check_signal(text: str) -> None:
+    """ValueError naming the problem when the formula cannot be drawn on this page."""
+    y = parse_formula(text)(GRID)  # a ValueError for syntax or a NaN / infinite value, with the time
+    peak = float(y.abs().max())
+    if peak > MAX_ABS:
+        raise ValueError(f"The formula reaches |f| = {peak:.3g} on [0, {T:g}] s; this page draws signals up to "
+                         f"{MAX_ABS:.0e}. Scale it down.")
+
+
 def choose_signal(col) -> str:
     """The formula to show: a preset, or the learner's own (the last valid one while the text is wrong)."""
     choice = col.selectbox("Signal", list(PRESETS) + [CUSTOM], key="hp_signal")
@@ -91,7 +108,7 @@ def choose_signal(col) -> str:
                           help="Arithmetic in t with + - * / ** (or ^), the constants pi and e, and the functions "
                                "sin cos tan exp log sqrt abs tanh sinh cosh atan sign floor step min max.")
     try:
-        parse_formula(text)(explore.sample_times(T, L))  # checks the syntax and finite values on [0, T]
+        check_signal(text)
     except ValueError as e:
         col.error(f"{e} Still showing `{last}`.", icon=":material/function:")
         return last

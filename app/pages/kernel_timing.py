@@ -3,6 +3,7 @@ against a float64 reference before it is timed): the recorded GPU results, JSON 
 GPUs, and a run on this machine (a CPU runs small sizes only)."""
 
 import json
+import re
 
 import streamlit as st
 from _common import device, device_caption, error_boundary, on_gpu, page_header, refuse_if, show
@@ -30,7 +31,7 @@ STATES = [4, 8, 16, 32, 64]
 # in Python, about a second per case at b·d·L·N = 2048), so they get a much smaller budget.
 CPU_MAX = dict(L=1024, batch=2, dim=64, N=16)
 TRITON_CPU_MAX_ELEMENTS = 2048
-UPLOADS, RUNS, SELECT_NEXT = "kt_uploads", "kt_runs", "kt_select_next"
+UPLOADS, RUNS, SELECT_NEXT, SEEN = "kt_uploads", "kt_runs", "kt_select_next", "kt_seen_files"
 
 
 def label_of(results: dict, origin: str) -> str:
@@ -50,21 +51,42 @@ def shipped(folder: str) -> dict:
     return out
 
 
+MAX_UPLOAD_BYTES = 20 * 2**20  # a result of 100,000 cases is about 40 MB; those we ship are ~100 kB
+
+
 def accept_upload(name: str, raw: bytes, store: dict) -> str:
     """Parse and validate one uploaded file and add it to `store` {label: results}; return its label.
-    A malformed file raises ValueError with the reason, and `store` is left as it was."""
+    A malformed file (not UTF-8, not JSON, nested too deep, too large, any field of the wrong type or
+    range) raises ValueError with the reason, and `store` is left as it was."""
+    if len(raw) > MAX_UPLOAD_BYTES:
+        raise ValueError(f"{name} has {len(raw) / 2**20:.0f} MiB; a benchmark result has at most "
+                         f"{MAX_UPLOAD_BYTES // 2**20} MiB. Nothing was added.")
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise ValueError(f"{name} is not a JSON file ({e}). Nothing was added.") from None
+    except RecursionError:
+        raise ValueError(f"{name} is nested too deeply to be a benchmark result. Nothing was added.") from None
     try:
         bench.validate_results(data)
     except ValueError as e:
         raise ValueError(f"{name} is not a benchmark result of schema '{bench.SCHEMA}': {e} Nothing was added.") \
             from None
+    except RecursionError:  # validation never recurses, but a file must never break the page
+        raise ValueError(f"{name} is nested too deeply to be a benchmark result. Nothing was added.") from None
     label = label_of(data, f"uploaded: {name}")
     store[label] = data
     return label
+
+
+def md_escape(text: str) -> str:
+    """`text` shown literally in Streamlit Markdown: every Markdown (and HTML) special character escaped."""
+    return re.sub(r"([\\`*_\[\]<>#|~$:])", r"\\\1", str(text))
+
+
+def versions_text(versions: dict) -> str:
+    """'mamba_edu 0.1.0, torch 2.11.0, …' (entries without a version left out)."""
+    return ", ".join(f"{k} {v}" for k, v in versions.items() if v) or "not recorded"
 
 
 def impls_in(results: dict) -> list[str]:
@@ -119,11 +141,23 @@ with error_boundary("the recorded results"):
     st.subheader("Results")
     uploaded = st.file_uploader("Add results from another GPU: JSON files written by `mamba-edu bench --out FILE`",
                                 type=["json"], accept_multiple_files=True, key="kt_upload")
+    seen = st.session_state.setdefault(SEEN, {})  # {file id: the message shown for it}: each upload read once
     for f in uploaded or []:
-        try:
-            accept_upload(f.name, f.getvalue(), st.session_state[UPLOADS])
-        except ValueError as e:
-            st.error(str(e), icon=":material/error:")
+        if f.file_id not in seen:
+            try:
+                seen[f.file_id] = ("ok", accept_upload(f.name, f.getvalue(), st.session_state[UPLOADS]))
+            except ValueError as e:
+                seen[f.file_id] = ("error", str(e))
+            except Exception as e:  # noqa: BLE001 - whatever a file makes the parser raise, the page goes on
+                seen[f.file_id] = ("error", f"{f.name} could not be read ({type(e).__name__}). Nothing was added.")
+        if seen[f.file_id][0] == "error":
+            st.error(seen[f.file_id][1], icon=":material/error:")
+    if st.session_state[UPLOADS]:
+        r1, r2 = st.columns([4, 1], vertical_alignment="bottom")
+        gone = r1.selectbox("Uploaded results", list(st.session_state[UPLOADS]), key="kt_remove_choice")
+        if r2.button("Remove this upload", icon=":material/delete:", key="kt_remove"):
+            st.session_state[UPLOADS].pop(gone, None)
+            st.rerun()
     available = {**shipped(str(bench.BENCH_DIR)), **st.session_state[UPLOADS], **st.session_state[RUNS]}
     if not available:
         st.info("No benchmark results yet: none are recorded in `results/bench/`; upload a JSON file or run the "
@@ -144,14 +178,14 @@ with error_boundary("the recorded results"):
         dev, fl = res["device"], res["floors"]
         b, d, n = vb.sweep_shape(res)
         sms = f" ({dev['multiprocessors']} SMs)" if dev.get("multiprocessors") else ""
-        st.markdown(f"**{dev['name']}**{sms}, measured **{res['date']}**")
+        st.markdown(f"**{md_escape(dev['name'])}**{sms}, measured **{md_escape(res['date'])}**")
         counts = {s: sum(c["status"] == s for c in res["cases"]) for s in bench.STATUSES}
         m = st.columns(4)
         m[0].metric("Copy bandwidth (measured)", human_rate(fl["copy_bytes_per_s"]) if fl.get("copy_bytes_per_s") else "–")
         m[1].metric("exp throughput (measured)", human_rate(fl["exp_per_s"], "exp/s") if fl.get("exp_per_s") else "–")
         m[2].metric("Cases checked and timed", counts["ok"])
         m[3].metric("Cases wrong (not timed)", counts["wrong"])
-        st.caption(f"Sweep over L at batch {b}, dim {d}, N {n}; versions {res['versions']}. Cases: "
+        st.caption(f"Sweep over L at batch {b}, dim {d}, N {n}; software: {md_escape(versions_text(res['versions']))}. Cases: "
                    + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
                    + ". Every 'ok' case was checked against float64 before it was timed; 'wrong' ones are never timed.")
 

@@ -89,7 +89,7 @@ def figures(seed: int, L: int, lti: str, layer: int, n_channels: int, t: int):
     norm_sel = sel.h[:, memory].abs().pow(2).sum((1, 2)).sqrt()[0]  # (T,) ‖h_t‖ over those channels
     norms = token_series({f"{names['selective']}, those channels": norm_sel,
                           f"{names['lti']}, all channels": probe.state_norm(lin)[0]}, labels, highlight=data_pos,
-                         normalize=True, y_title="‖h_t‖", title="‖h_t‖ over time (each scaled to its maximum)")
+                         normalize=True, y_title="‖h<sub>t</sub>‖", title="‖h<sub>t</sub>‖ over time (each scaled to its maximum)")
     noise = tokens == tasks.NOISE
     ratio = float(d_sel[data_pos].median() / d_sel[noise].median()) if data_pos and bool(noise.any()) else float("nan")
     stats = {"right": right, "k": len(answers), "share": share, "data_fraction": float(near.float().mean()),
@@ -116,11 +116,11 @@ with error_boundary("the Selection page"):
         c1, c2, c3 = st.columns(3)
         c1.metric("Answers right (Mamba | LTI)",
                   f"{stats['right']['selective']}/{stats['k']} | {stats['right']['lti']}/{stats['k']}")
-        c2.metric("Data's share of the state at t (Mamba | LTI)", f"{share_sel:.0%} | {share_lti:.0%}",
-                  help=f"Data tokens and the {model(SELECTIVE)[0].layers[0].mixer.d_conv - 1} after each are "
+        c2.metric("Data in the state at t (Mamba | LTI)", f"{share_sel:.0%} | {share_lti:.0%}",
+                  help=f"The share of the state's norm written by data tokens. Data tokens and the {model(SELECTIVE)[0].layers[0].mixer.d_conv - 1} after each are "
                        f"{stats['data_fraction']:.0%} of the tokens up to t.")
-        c3.metric("Mamba's Δ: data ÷ noise (medians)", f"× {stats['ratio']:,.0f}",
-                  help=f"The LTI model's Δ does not change over the tokens at all (largest spread of log Δ over "
+        c3.metric("Mamba's Δ, data ÷ noise", f"× {stats['ratio']:,.0f}",
+                  help=f"The median Δ on data tokens over the median on noise tokens. The LTI model's Δ does not change over the tokens at all (largest spread of log Δ over "
                        f"its channels: {stats['lti_spread']:.1e}).")
         show(predictions, key="sel_predictions")
         show(per_token, key="sel_delta")

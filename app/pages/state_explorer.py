@@ -22,7 +22,10 @@ from mamba_edu.viz.tasks import token_roles
 CHECKPOINTS = ROOT / "results" / "tasks" / "checkpoints"
 DELTAS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
 METHODS = {"zoh": "zero-order hold", "bilinear": "bilinear", "euler": "Euler"}
-MAX_N, MAX_L, MAX_TEXT = 64, 4096, 512
+MAX_N, MAX_L = 64, 4096
+# Typed text becomes one token per character, one per UTF-8 byte beyond ASCII (an emoji is 4): the limit
+# counts tokens, what is computed and drawn. A trained model's page at this length reruns in well under 3 s.
+MAX_TOKENS = 512
 # The states of a dense system cost L·N³ multiply-adds (explore.lti_cost); beyond this a CPU rerun
 # takes more than about half a second, so larger settings are refused (a GPU machine allows 8× more).
 CPU_BUDGET = 2**26
@@ -71,15 +74,15 @@ def lti_figures(system, N, seed, dt, method, kind, L, text):
     states, u, y, K = run.states[:n], u[:n], run.y[:n], run.K[:n]
     player = state_player(states, x_title="time step k", y_title="state entry n",
                           colorbar_title="2·Re x" if complex_pairs else "x", start=int(states.norm(dim=1).argmax()),
-                          title=f"{name}, N = {n_state}: the state x_k over time")
+                          title=f"{name}, N = {n_state}: the state x<sub>k</sub> over time")
     u_title = "input u (token / (V − 1))" if tokens is not None else "input u"
     io = input_output(u, y, x_title="time step k", u_title=u_title, y_title="output y = C x",
                       title="Input and output")
-    kernel = conv_kernel({f"K ({METHODS[method]})": K}, dt=dt, title="Kernel K_l = C·Ab^l·Bb")
+    kernel = conv_kernel({f"K ({METHODS[method]})": K}, dt=dt, title="Kernel K<sub>l</sub> = C Ā<sup>l</sup> B̄")
     kernel.update_xaxes(title_text="time lag l·Δ (s)")
     rho = run.spectral_radius
-    eig = eigenvalues_vs_unit_circle({"eig(Ab)": run.eigenvalues}, limit=max(1.15, min(1.05 * rho, 4.0)),
-                                     title="Eigenvalues of Ab")
+    eig = eigenvalues_vs_unit_circle({"eigenvalues of Ā": run.eigenvalues}, limit=max(1.15, min(1.05 * rho, 4.0)),
+                                     title="Eigenvalues of Ā")
     return player, io, kernel, eig, rho, n
 
 
@@ -112,15 +115,15 @@ def selective_figures(name: str, source: str, seed: int, text: str, layer: int, 
     y = probe.ssm_output(trace)[0, channel]  # (T,)
     a = trace.a[0, channel]  # (n, T): exp(Δ_t·A), one column per token
     player = state_player(h, x_title="token position t", y_title="state entry n", colorbar_title="h",
-                          start=int(h.norm(dim=1).argmax()), title=f"{name}, layer {layer}, channel {channel}: the state h_t after each token")
-    io = input_output(trace.u[0, channel], y, x_title="token position t", u_title="S6 input x_t",
-                      y_title="y_t = C_t·h_t", title="Input and output")
+                          start=int(h.norm(dim=1).argmax()), title=f"{name}, layer {layer}, channel {channel}: the state h<sub>t</sub> after each token")
+    io = input_output(trace.u[0, channel], y, x_title="token position t", u_title="S6 input x<sub>t</sub>",
+                      y_title="y<sub>t</sub> = C<sub>t</sub> h<sub>t</sub>", title="Input and output")
     data = [i for i, r in enumerate(roles) if r in ("data", "key")]
-    delta = token_series({"Δ_t": trace.delta[0, channel]}, ids, y_title="step Δ_t (log scale)", highlight=data,
-                         log_y=True, title="Δ_t: no fixed kernel")
+    delta = token_series({"Δ<sub>t</sub>": trace.delta[0, channel]}, ids, y_title="step Δ<sub>t</sub> (log scale)", highlight=data,
+                         log_y=True, title="Δ<sub>t</sub> changes with every token: no fixed kernel")
     groups = {f"{role} tokens": a[:, [i for i, r in enumerate(roles) if r == role]].flatten()
               for role in dict.fromkeys(roles)}
-    eig = eigenvalues_vs_unit_circle(groups, limit=1.15, title="Eigenvalues of Ab_t = exp(Δ_t·A)")
+    eig = eigenvalues_vs_unit_circle(groups, limit=1.15, title="Eigenvalues of Ā<sub>t</sub> = exp(Δ<sub>t</sub> A)")
     return player, io, delta, eig
 
 
@@ -133,6 +136,7 @@ def lti_controls(col):
     text = ""
     if kind == "text":
         text = col.text_input("Text (one token per character)", DEFAULT_TEXT["selective-copy"], key="se_text",
+                              max_chars=MAX_TOKENS,
                               help=f"Mapped as for selective copying: '{NOISE_CHARS.strip()}' and spaces are noise, "
                                    f"'{MARKER_CHAR}' a marker, every other character a data token.")
         L = len(text)
@@ -142,9 +146,21 @@ def lti_controls(col):
     return N, dt, method, kind, text, L, seed
 
 
+def text_tokens(text: str) -> int:
+    """How many tokens the text becomes: one per UTF-8 byte (a character outside ASCII has 2 to 4)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def refuse_long_text(text: str) -> None:
+    n = text_tokens(text)
+    refuse_if(n > MAX_TOKENS, f"The text makes {n} tokens ({len(text)} characters; one token per byte, so a "
+                              f"character outside ASCII counts 2 to 4); this page reads at most {MAX_TOKENS}.")
+
+
 def show_lti(system, ctrl, main):
     N, dt, method, kind, text, L, seed = ctrl
-    refuse_if(len(text) > MAX_TEXT, f"The text has {len(text)} characters; this page reads at most {MAX_TEXT}.")
+    refuse_long_text(text)
+    L = text_tokens(text) if kind == "text" else L
     dense = not system.startswith("s4d-")
     cost, budget = explore.lti_cost(N, L, dense), CPU_BUDGET * (8 if on_gpu() else 1)
     refuse_if(cost > budget, f"N = {N} and L = {L} need {cost:.2g} multiply-adds for the states of a dense system, "
@@ -177,9 +193,9 @@ def show_selective(name, task, col, main):
     else:
         special = (f"'{NOISE_CHARS.strip()}' and spaces are noise, '{MARKER_CHAR}' a marker"
                    if task == "selective-copy" else f"'{SPECIAL_CHAR}' is the trigger token")
-        text = col.text_input("Text (one token per character)", DEFAULT_TEXT[task], key=f"se_text_{task}",
+        text = col.text_input("Text (one token per character)", DEFAULT_TEXT[task], key=f"se_text_{task}", max_chars=MAX_TOKENS,
                               help=f"{special}; every other character becomes a token (its byte modulo the vocabulary).")
-        refuse_if(len(text) > MAX_TEXT, f"The text has {len(text)} characters; this page reads at most {MAX_TEXT}.")
+        refuse_long_text(text)
     layer = col.slider("Layer", 0, len(model.layers) - 1, 0, key=f"se_layer_{name}") if len(model.layers) > 1 else 0
     cfg, tokens, targets, trace, predictions, selectivity = selective_run(name, source, seed, text, layer)
     e = trace.h.shape[1]
@@ -239,13 +255,13 @@ def parity_run(bits: str):
 def show_parity(col, main):
     source = col.radio("Bits", ["random", "typed"], horizontal=True, key="se_parity_source")
     if source == "random":
-        L = int(col.number_input("Length L (bits)", 2, MAX_TEXT, 64, step=8, key="se_parity_L"))
+        L = int(col.number_input("Length L (bits)", 2, MAX_TOKENS, 64, step=8, key="se_parity_L"))
         seed = int(col.number_input("Seed (which bits)", 0, 9999, 0, key="se_parity_seed"))
         bits = "".join(str(int(b)) for b in tasks.parity(1, seq_len=L, seed=seed).tokens[0])
     else:
         bits = col.text_input("Bits (0s and 1s)", "0110100110010110", key="se_parity_bits").replace(" ", "")
         refuse_if(not bits or set(bits) - {"0", "1"}, "Type only 0s and 1s (spaces are ignored), at least one bit.")
-        refuse_if(len(bits) > MAX_TEXT, f"The bits are {len(bits)} long; this page reads at most {MAX_TEXT}.")
+        refuse_if(len(bits) > MAX_TOKENS, f"The bits are {len(bits)} long; this page reads at most {MAX_TOKENS}.")
     tokens, parity, answers, theta = parity_run(bits)
     with main:
         st.markdown("Three models trained on the running parity of random bits (chapter 12; `results/tasks`), "
@@ -275,7 +291,14 @@ with error_boundary("the state explorer"):
     trained = {f"trained Mamba: {n}": (n, t) for n, t in selective_checkpoints().items()}
     parity = ["trained Mamba-3 vs real states: parity"] if parity_available() else []
     options = list(explore.SYSTEMS) + list(trained) + parity
-    system = col.selectbox("System", options, format_func=lambda s: explore.SYSTEMS.get(s, s), key="se_system")
+
+    def label(s: str) -> str:  # short enough for the select box of the narrow control column
+        if s in explore.SYSTEMS:
+            return explore.SYSTEMS[s]
+        return f"{trained[s][0]} (trained)" if s in trained else "parity (trained Mamba-3)"
+
+    system = col.selectbox("System", options, format_func=label, key="se_system",
+                           help="The trained ones are the shipped checkpoints (results/tasks/checkpoints).")
     if system in parity:
         show_parity(col, main)
     elif system in trained:

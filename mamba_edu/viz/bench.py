@@ -81,18 +81,23 @@ def speedup_vs_length(results: dict, baseline: str = "parallel", pass_: str = "f
 
 
 def floor_fractions(results: dict, pass_: str = "forward", shape: tuple | None = None,
-                    height: int = 380) -> go.Figure:
+                    height: int = 440) -> go.Figure:
     """Fraction of the copy-bandwidth floor (solid) and of the exp2 floor (dashed) each run reaches."""
     b, d, n = shape or sweep_shape(results)
     fig = go.Figure()
     for impl, cases in _series(results, pass_, b, d, n).items():
         if impl == "attention":
             continue
-        xs = [c["L"] for c in cases]
-        fig.add_trace(go.Scatter(x=xs, y=[c.get("fraction_bandwidth") for c in cases], name=f"{impl}: bytes",
-                                 mode="lines+markers", line=dict(color=_color(impl))))
+        xs = [c["L"] for c in cases]  # one legend entry per implementation; the line style says which floor
+        fig.add_trace(go.Scatter(x=xs, y=[c.get("fraction_bandwidth") for c in cases], name=impl, legendgroup=impl,
+                                 mode="lines+markers", line=dict(color=_color(impl)),
+                                 hovertemplate="L = %{x}: %{y:.3g} of the bandwidth floor<extra>" + impl + "</extra>"))
         fig.add_trace(go.Scatter(x=xs, y=[c.get("fraction_exp") for c in cases], name=f"{impl}: exp2",
-                                 mode="lines+markers", line=dict(color=_color(impl), dash="dash")))
+                                 legendgroup=impl, showlegend=False, mode="lines+markers",
+                                 line=dict(color=_color(impl), dash="dash"),
+                                 hovertemplate="L = %{x}: %{y:.3g} of the exp2 floor<extra>" + impl + "</extra>"))
+    for label, dash in (("solid: bytes floor", None), ("dashed: exp2 floor", "dash")):
+        fig.add_trace(go.Scatter(x=[None], y=[None], name=label, mode="lines", line=dict(color="#6b7280", dash=dash)))
     fig.add_hline(y=1.0, line_dash="dot", line_color="gray")
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")

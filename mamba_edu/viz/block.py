@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._style import COLORS, style
+from ._style import COLORS, LEGEND_BELOW, style
 from .cost import _bytes_ticks, human_bytes
 
 _BOX = dict(showarrow=False, bordercolor="#374151", borderwidth=1, borderpad=6, font=dict(size=11))
@@ -85,7 +85,7 @@ def parameters_by_part(breakdowns: Mapping[str, Mapping[str, float]], title: str
     fig.update_layout(barmode="stack")
     fig.update_yaxes(autorange="reversed")
     style(fig, title, x=x_title, height=height or 160 + 45 * len(models))
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.35, xanchor="left", x=0), margin=dict(b=110))
+    fig.update_layout(legend=LEGEND_BELOW, margin=dict(b=110))
     return fig
 
 
@@ -95,7 +95,7 @@ def _two_panels(titles: Sequence[str]):
 
 def _legend_below(fig: go.Figure) -> go.Figure:
     """Legend under the panels, clear of the subplot titles."""
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0), margin=dict(b=110))
+    fig.update_layout(legend=LEGEND_BELOW, margin=dict(b=110))
     return fig
 
 

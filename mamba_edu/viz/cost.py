@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from ._style import COLORS, style
+from ._style import COLORS, LEGEND_BELOW, style
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -101,7 +101,7 @@ def cost_vs_length(lengths: Sequence[float] | None, measured: Mapping[str, objec
                            font=dict(size=10, color="#4b5563"))
     style(fig, title, x=x_title, y=y_title, height=height)
     if len(fig.data) > 3:  # a long legend goes below the plot, clear of the title
-        fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
+        fig.update_layout(legend=LEGEND_BELOW,
                           margin=dict(b=110))
     if log:
         fig.update_xaxes(type="log")

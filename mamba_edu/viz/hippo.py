@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ._style import COLORS, DIVERGING, style
+from ._style import COLORS, DIVERGING, LEGEND_BELOW, style
 
 MEASURE_NAMES = {"legs": "LegS", "legt": "LegT", "fout": "FouT"}
 
@@ -52,7 +52,7 @@ def hippo_basis(x: torch.Tensor, G: torch.Tensor, measure: str | None = None, ti
         title = f"{_name(measure)} basis functions" if measure else "Basis functions"
     style(fig, title, x="window position x (0 = oldest, 1 = now)", y="g_n(x)")
     # one legend entry per function: a column at the right stays clear of the title
-    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.02))
+    fig.update_layout(legend=LEGEND_BELOW)
     return fig
 
 
@@ -140,6 +140,5 @@ def coefficients_compare(panels: Mapping[str, Mapping[str, torch.Tensor]], title
     fig.update_yaxes(title_text=y, row=1, col=1)
     style(fig, title, height=420)
     # room for the title above the panel titles, and the legend below the panels
-    fig.update_layout(margin=dict(t=90 if title else 50, b=90),
-                      legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="center", x=0.5))
+    fig.update_layout(margin=dict(t=fig.layout.margin.t + 30), legend=LEGEND_BELOW)  # room for the panel titles
     return fig

@@ -24,7 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from ._style import COLORS, DIVERGING, SEQUENTIAL, style
+from ._style import COLORS, DIVERGING, LEGEND_BELOW, SEQUENTIAL, diverging_colors, style
 from .cost import human_bytes
 
 
@@ -118,13 +118,15 @@ def block_flow(stages: Sequence[Mapping], *, title: str | None = None, per_row: 
                                     zeroline=False, fixedrange=True, tickfont=dict(size=9))
         data.append(_panel(s["values"], s.get("signed", True), ax))
         notes.append(dict(text=f"<b>{i + 1}. {s['name']}</b><br><sub>{s['op']}</sub>", x=x0 + w / 2, y=y1, xref="paper",
-                          yref="paper", xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=11)))
-        if c + 1 < per_row and i + 1 < n:  # an arrow to the next panel of the row
-            notes.append(dict(text="➜", x=x0 + w + gap_x / 2, y=y1 - h / 2, xref="paper", yref="paper",
-                              showarrow=False, font=dict(size=16, color="#6b7280")))
+                          yref="paper", xanchor="center", yanchor="bottom", yshift=6, showarrow=False, font=dict(size=11)))
+        if c + 1 < per_row and i + 1 < n and per_row > 2:  # an arrow to the next panel of the row (two per row:
+            # a phone's gap is all tick labels; the numbered titles give the order)
+            notes.append(dict(text="➜", x=x0 + w + gap_x * 0.05, y=y1 - h / 2, xref="paper", yref="paper",
+                              xanchor="left", showarrow=False, font=dict(size=12, color="#6b7280")))  # clear of the tick labels
     fig = go.Figure(data=data, layout=dict(annotations=notes, **layout))
     style(fig, title, height=height)
-    fig.update_layout(margin=dict(t=110 if title else 60))  # room for the panels' two-line titles
+    if not title:
+        fig.update_layout(margin=dict(t=60))  # room for the panels' two-line titles (with a title: style's pad)
     return fig
 
 
@@ -162,7 +164,8 @@ def delta_by_channel(delta, typical, *, title: str | None = None, height: int = 
                      go.Scatter(x=ch, y=m, name="median Δ over the text", mode="lines", line=dict(color=COLORS[1], width=1.5))])
     style(fig, title, x="channel", y="Δ (log scale)", height=height)
     fig.update_yaxes(type="log")
-    return _legend_inside(fig, right=True)
+    fig.update_layout(legend=LEGEND_BELOW)  # under the plot: inside it, a phone's title runs into it
+    return fig
 
 
 def kept_over_time(kept: Mapping[str, tuple], *, title: str | None = None, height: int = 320) -> go.Figure:
@@ -173,7 +176,8 @@ def kept_over_time(kept: Mapping[str, tuple], *, title: str | None = None, heigh
                                  line=dict(color=COLORS[i % len(COLORS)])))
     style(fig, title, x="position t (bytes read)", y="fraction of the write still in h_t", height=height)
     fig.update_yaxes(range=[0, 1.05])
-    return _legend_inside(fig, right=True)
+    fig.update_layout(legend=LEGEND_BELOW)  # under the plot: inside it, a phone's title runs into it
+    return fig
 
 
 def next_token_bars(labels: Sequence[str], probs, actual: str | None = None, *, title: str | None = None,
@@ -206,7 +210,7 @@ def memory_by_position(positions, series: Mapping[str, Sequence[float]], now: in
                              name=f"now: {now} bytes read", hoverinfo="skip"))
     style(fig, title, x="position (bytes read)", y="bytes held for decoding", height=height)
     fig.update_yaxes(range=[0, 1.08 * top])
-    fig.update_layout(legend=dict(orientation="v", x=0, xanchor="left", y=-0.25, yanchor="top"), margin=dict(b=130))
+    fig.update_layout(legend=LEGEND_BELOW)
     return fig
 
 
@@ -236,13 +240,15 @@ def reading_player(h, labels: Sequence[str], entry_labels: Sequence[str], *, sta
                     hoverinfo="skip", showlegend=False, xaxis="x", yaxis="y")
 
     def bars(t):
-        return dict(type="bar", x=ys, y=H[t], marker=dict(color=H[t], colorscale=DIVERGING, cmin=-zmax, cmax=zmax),
+        return dict(type="bar", x=ys, y=H[t], marker=dict(color=diverging_colors(H[t], zmax)),
                     showlegend=False, xaxis="x2", yaxis="y2", hovertemplate="%{x}: %{y:.4g}<extra></extra>")
 
     heat = dict(type="heatmap", z=H.T, x=np.arange(T), y=ys, colorscale=DIVERGING, zmid=0, zmin=-zmax, zmax=zmax,
                 xaxis="x", yaxis="y", hovertemplate="byte #%{x}, entry %{y}: %{z:.4g}<extra></extra>",
                 colorbar=dict(title="h", len=0.55, y=1, yanchor="top"))
-    step = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
+    # every frame redraws (else plotly drops the heatmap while it animates), every call queues after the running one
+    # (an interrupted animation rejects its promise: an uncaught error in the page), so there is no pause button
+    step = dict(mode="afterall", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
     ticks = dict(tickmode="array", tickvals=list(range(0, m, max(1, m // 8))),
                  ticktext=[entry_labels[i] for i in range(0, m, max(1, m // 8))])
     layout = dict(
@@ -257,10 +263,8 @@ def reading_player(h, labels: Sequence[str], entry_labels: Sequence[str], *, sta
         updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.08, xanchor="left", yanchor="top",
                           pad=dict(t=38, r=8), showactive=False,
                           buttons=[dict(label="▶", method="animate",
-                                        args=[None, dict(mode="immediate", fromcurrent=True,
-                                                         frame=dict(duration=80, redraw=False), transition=dict(duration=0))]),
-                                   dict(label="❚❚", method="animate",
-                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+                                        args=[None, dict(mode="afterall", fromcurrent=False,
+                                                         frame=dict(duration=80, redraw=True), transition=dict(duration=0))])])])
     frames = [dict(name=str(t), data=[marker(t), bars(t)], traces=[1, 2]) for t in idx]
     fig = go.Figure(dict(data=[heat, marker(k0), bars(k0)], layout=layout, frames=frames))
     style(fig, title, height=height)

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ._style import COLORS, style
+from ._style import COLORS, LEGEND_BELOW, style
 
 
 def _np(v):
@@ -29,7 +29,7 @@ def _np(v):
 
 def _legend_below(fig: go.Figure) -> go.Figure:
     """Move the legend under the plot, clear of a long title."""
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="center", x=0.5),
+    fig.update_layout(legend=LEGEND_BELOW,
                       margin=dict(b=100))
     return fig
 

@@ -26,7 +26,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .. import iomodel, machine
-from ._style import COLORS, style
+from ._style import COLORS, LEGEND_BELOW, style
 from .cost import _bytes_ticks, human_bytes
 
 # levels from small and fast to large and slow, GPU and CPU names side by side
@@ -54,12 +54,13 @@ def _size_text(level: machine.MemoryLevel) -> str:
 
 
 def hierarchy_bars(hierarchies: Mapping[str, Sequence[machine.MemoryLevel]], *, title: str | None = None,
-                   height: int = 440) -> go.Figure:
-    """Sizes (left) and bandwidths (right) of every level, log scale, one colour per device
+                   height: int = 640) -> go.Figure:
+    """Sizes (top) and bandwidths (bottom) of every level, log scale, one colour per device
     {device label: levels}. A level without a known size or bandwidth has no bar in that panel; the
     hover says where each number comes from (queried, datasheet, derived or measured)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("size (whole device)", "bandwidth (whole device)"),
-                        horizontal_spacing=0.12)
+    # one panel above the other: side by side, a phone's panels are too narrow for their axis titles
+    fig = make_subplots(rows=2, cols=1, subplot_titles=("size (whole device)", "bandwidth (whole device)"),
+                        vertical_spacing=0.2)
     names = _level_order(list(dict.fromkeys(lv.name for levels in hierarchies.values() for lv in levels)))
     sizes = []
     for i, (label, levels) in enumerate(hierarchies.items()):
@@ -76,15 +77,15 @@ def hierarchy_bars(hierarchies: Mapping[str, Sequence[machine.MemoryLevel]], *, 
                              showlegend=False, marker_color=color,
                              hovertext=[f"{label} · {n}: {human_rate(by_name[n].bandwidth)}<br>"
                                         f"{by_name[n].bandwidth_source}" for n in fast], hoverinfo="text"),
-                      row=1, col=2)
-    for col in (1, 2):
-        fig.update_xaxes(categoryorder="array", categoryarray=names, title_text="memory level", row=1, col=col)
+                      row=2, col=1)
+    for row in (1, 2):
+        fig.update_xaxes(categoryorder="array", categoryarray=names, row=row, col=1)
+    fig.update_xaxes(title_text="memory level", row=2, col=1)
     ticks, text = _bytes_ticks(sizes, log=True)
     fig.update_yaxes(type="log", title_text="size (log scale)", tickvals=ticks, ticktext=text, row=1, col=1)
-    fig.update_yaxes(type="log", title_text="bandwidth (bytes/s, log scale)", row=1, col=2)
+    fig.update_yaxes(type="log", title_text="bandwidth (bytes/s, log)", row=2, col=1)
     style(fig, title, height=height)
-    fig.update_layout(barmode="group", legend=dict(orientation="h", yanchor="top", y=-0.38, xanchor="center", x=0.5),
-                      margin=dict(b=150, t=80))
+    fig.update_layout(barmode="group", legend=LEGEND_BELOW)
     return fig
 
 
@@ -113,9 +114,10 @@ def io_bars(bytes_by_impl: Mapping[str, float], *, floor: float | None = None,
                            showarrow=False, xanchor="left", yanchor="bottom", font=dict(size=10, color="#4b5563"))
     style(fig, title, x="bytes moved through HBM (log scale)", y="implementation", height=height)
     ticks, labels = _bytes_ticks(values + ([float(floor)] if floor else []), log=True)
-    fig.update_xaxes(type="log", tickvals=ticks, ticktext=labels)
-    fig.update_yaxes(categoryorder="array", categoryarray=impls[::-1])
-    fig.update_layout(showlegend=False, margin=dict(l=120))
+    keep = slice(None, None, -(-len(ticks) // 4))  # at most 4 labels: they fit a phone's ~220 px axis
+    fig.update_xaxes(type="log", tickvals=ticks[keep], ticktext=[t.replace(".0 ", " ") for t in labels[keep]])
+    fig.update_yaxes(categoryorder="array", categoryarray=impls[::-1])  # (the y axis grows to fit the names)
+    fig.update_layout(showlegend=False)
     return fig
 
 
@@ -158,6 +160,6 @@ def roofline_plot(roofs: Mapping[str, tuple[float, float]], *,
           y=f"attainable {ops}/s (log)", height=height)
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="center", x=0.5),
+    fig.update_layout(legend=LEGEND_BELOW,
                       margin=dict(b=120))
     return fig

@@ -29,7 +29,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from ..scan import ScanStats, scan
-from ._style import COLORS, style
+from ._style import COLORS, LEGEND_BELOW, style
 
 _GREY = "#d1d5db"
 _CHANGED = COLORS[0]
@@ -206,6 +206,5 @@ def work_depth(lengths: Sequence[int], work: Mapping[str, Sequence[float]], dept
     fig.update_yaxes(title_text="work (⊕ operations)", row=1, col=1)
     fig.update_yaxes(title_text="depth (steps)", row=1, col=2)
     style(fig, title, height=420)
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="center", x=0.5),
-                      margin=dict(b=100, t=70))
+    fig.update_layout(legend=LEGEND_BELOW, margin=dict(t=fig.layout.margin.t + 30))  # room for the panel titles
     return fig

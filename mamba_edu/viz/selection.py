@@ -27,7 +27,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from ..probe import DELTA_FLOOR
-from ._style import COLORS, DIVERGING, SEQUENTIAL, style
+from ._style import AXIS_CHARS, COLORS, DIVERGING, SEQUENTIAL, decade_ticks, style, wrap
 from .tasks import ROLES
 
 
@@ -38,15 +38,44 @@ def _np(v, ndim: int, name: str, func: str):
     return t.numpy()
 
 
+MAX_TICK_LABELS = 12  # token labels under an axis: more overlap on a half-width chart or a phone
+
+
 def _token_axis(fig: go.Figure, labels: Sequence[str] | None, n: int, **where) -> None:
-    """Write the token ids (or any labels) under the positions, every position when there are few."""
+    """Write the token ids (or any labels) under the positions: at most MAX_TICK_LABELS of them, evenly
+    spaced, so that they never overlap (every label is in the hover text)."""
     if labels is None:
         return
     if len(labels) != n:
         raise ValueError(f"token labels must have one entry per position ({n}); got {len(labels)}.")
-    step = 1 if n <= 80 else (n + 79) // 80
+    step = max(1, -(-n // MAX_TICK_LABELS))
     fig.update_xaxes(tickmode="array", tickvals=list(range(0, n, step)), ticktext=list(labels)[::step],
-                     tickfont=dict(size=9), tickangle=0, **where)
+                     tickangle=0, **where)
+
+
+def _hover_labels(fig: go.Figure, labels: Sequence[str] | None) -> None:
+    """Put each position's label (token id) into the hover text of every trace of `fig`."""
+    if labels is None:
+        return
+    for tr in fig.data:
+        if tr.hoverinfo != "skip":
+            tr.update(customdata=list(labels), hovertemplate="t = %{x} (token %{customdata}): %{y:.4g}"
+                                                              "<extra>%{fullData.name}</extra>")
+
+
+def _shade(fig: go.Figure, positions: Sequence[int], color: str, name: str) -> None:
+    """Shade the columns [p − ½, p + ½] of the given positions: one filled trace of rectangles on a hidden
+    overlaid axis spanning the plot's height (linear in the number of positions; shapes would cost one
+    layout object each, quadratic to add and slow to draw)."""
+    xs, ys = [], []
+    for p in sorted(set(int(p) for p in positions)):
+        xs += [p - 0.5, p - 0.5, p + 0.5, p + 0.5, None]
+        ys += [0, 1, 1, 0, None]
+    if not xs:
+        return
+    fig.add_trace(go.Scatter(x=xs, y=ys, yaxis="y2", mode="lines", fill="toself", fillcolor=color, opacity=0.15,
+                             line=dict(width=0), name=name, hoverinfo="skip", showlegend=True))
+    fig.update_layout(yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True))
 
 
 def gate_curves(delta, keep, take, title: str | None = None, height: int = 360) -> go.Figure:
@@ -81,9 +110,9 @@ def delta_heatmap(delta, token_labels: Sequence[str] | None = None, channel_labe
 
 def token_series(series: Mapping[str, object], token_labels: Sequence[str] | None = None, *, y_title: str,
                  highlight: Sequence[int] = (), log_y: bool = False, normalize: bool = False,
-                 title: str | None = None, height: int = 360) -> go.Figure:
+                 title: str | None = None, height: int = 360, highlight_name: str = "data tokens") -> go.Figure:
     """One value per token for each model: {name: (l,)} on the same positions. `highlight` shades the
-    given positions (e.g. the data tokens); `normalize` divides each series by its largest |value|
+    given positions (e.g. the data tokens; `highlight_name` in the legend); `normalize` divides each series by its largest |value|
     (to compare shapes when scales differ; the y title then says so)."""
     fig = go.Figure()
     n = None
@@ -95,15 +124,15 @@ def token_series(series: Mapping[str, object], token_labels: Sequence[str] | Non
             y = y / peak if peak > 0 else y
         fig.add_trace(go.Scatter(x=list(range(n)), y=y, name=name, mode="lines+markers",
                                  marker=dict(size=4), line=dict(color=COLORS[i % len(COLORS)], width=2)))
-    for p in highlight:
-        fig.add_vrect(x0=p - 0.5, x1=p + 0.5, fillcolor=ROLES["data"][1], opacity=0.12, line_width=0)
+    _shade(fig, highlight, ROLES["data"][1], highlight_name)
     fig = style(fig, title, x="token (position t; id below)", y=f"{y_title} / max" if normalize else y_title,
                 height=height)
     if n is not None:
         _token_axis(fig, token_labels, n)
+        _hover_labels(fig, token_labels)
     if log_y:
-        fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+        fig.update_layout(yaxis=dict(type="log", exponentformat="power"))  # not yaxis2 (the shading's)
+    return decade_ticks(fig)
 
 
 def kept_bars(kept: Mapping[str, object], roles: Sequence[str], token_labels: Sequence[str] | None = None,
@@ -131,7 +160,8 @@ def kept_bars(kept: Mapping[str, object], roles: Sequence[str], token_labels: Se
         fig.update_yaxes(title_text="‖c_s‖ / max" if normalize else "‖c_s‖", row=i + 1, col=1)
     at = f" at t = {t}" if t is not None else ""
     fig = style(fig, title, height=height or 150 + 170 * len(names))
-    fig.update_xaxes(title_text=f"token s (what it wrote that is still in the state{at})", row=len(names), col=1)
+    fig.update_xaxes(title_text=wrap(f"token s (what it wrote that is still in the state{at})", AXIS_CHARS),
+                     row=len(names), col=1)
     if token_labels is not None:
         for i in range(len(names)):
             _token_axis(fig, list(token_labels)[:n], n, row=i + 1, col=1)

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ._style import COLORS, DIVERGING, SEQUENTIAL, style
+from ._style import COLORS, DIVERGING, LEGEND_BELOW, SEQUENTIAL, style
 
 _ROW, _COL = "output token t", "input token s"
 
@@ -106,7 +106,7 @@ def chunk_structure(M: torch.Tensor, chunk: int, ranks: torch.Tensor | None = No
     fig.update_xaxes(range=[-0.5, l - 0.5], constrain="domain")
     fig.update_yaxes(range=[l - 0.5, -0.5], scaleanchor="x", constrain="domain")
     style(fig, title, x=_COL, y=_ROW, height=height)
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.15, xanchor="left", x=0),
+    fig.update_layout(legend=LEGEND_BELOW,
                       margin=dict(b=90))
     return fig
 

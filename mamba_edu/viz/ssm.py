@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ._style import COLORS, DIVERGING, style
+from ._style import COLORS, DIVERGING, decade_ticks, diverging_colors, style
 
 
 def _list(v) -> list:
@@ -83,7 +83,7 @@ def trajectories(t, series: Mapping[str, object], *, x_title: str = "time t (s)"
         fig.update_yaxes(type="log", exponentformat="power")
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
-    return fig
+    return decade_ticks(fig)
 
 
 def eigenvalues_vs_unit_circle(eigvals: Mapping[str, torch.Tensor], *, labels: Mapping[str, Sequence[str]] | None = None,
@@ -181,10 +181,17 @@ def state_player(h: torch.Tensor, t=None, *, x_title: str = "time step t", y_tit
                  start: int | None = None, max_frames: int = 60, height: int = 560) -> go.Figure:
     """A state trajectory h (L, N) to scrub through: the heatmap of every state (top, time on x, a
     diverging scale centred on 0) with a marker at the chosen time, and the state vector h_t at that
-    time as bars (bottom). A slider under the plot scrubs the time and a play button animates it
-    (plotly frames: only the marker and the bars change, so the figure stays small); at most
+    time as bars (bottom). A slider under the plot scrubs the time and a play button plays it from the
+    start (plotly frames: only the marker and the bars change, so the figure stays small); at most
     `max_frames` evenly spaced times, always including the first and the last. `start` is the time
-    index shown first (default: the last)."""
+    index shown first (default: the last).
+
+    Every frame redraws the figure (redraw=True): an animation without it removes the heatmap, which
+    plotly cannot animate, until the next full draw. The bars' colours are given as colours (numbers
+    with a colour scale make plotly warn on every bar of every frame). Every animation call queues after
+    the running one (mode "afterall"): none interrupts another, so none is rejected (an interrupted
+    plotly animation rejects its promise, an uncaught error in the page), and there is no pause button.
+    """
     h = torch.as_tensor(h).detach().cpu()
     if h.dim() != 2:
         raise ValueError(f"state_player: argument 'h' must be a 2-D (L, N) tensor; got shape {tuple(h.shape)}.")
@@ -204,8 +211,7 @@ def state_player(h: torch.Tensor, t=None, *, x_title: str = "time step t", y_tit
 
     def bars(k):
         vals = h[k].tolist()
-        return go.Bar(x=y, y=vals, name="state at the chosen time",
-                      marker=dict(color=vals, colorscale=DIVERGING, cmin=-zmax, cmax=zmax),
+        return go.Bar(x=y, y=vals, name="state at the chosen time", marker=dict(color=diverging_colors(vals, zmax)),
                       showlegend=False, hovertemplate="entry %{x}: %{y:.4g}<extra></extra>")
 
     fig = make_subplots(rows=2, cols=1, row_heights=[0.6, 0.4], vertical_spacing=0.16)
@@ -214,9 +220,9 @@ def state_player(h: torch.Tensor, t=None, *, x_title: str = "time step t", y_tit
     fig.add_trace(marker(k0), row=1, col=1)
     fig.add_trace(bars(k0), row=2, col=1)
     fig.frames = [go.Frame(name=str(k), data=[marker(k), bars(k)], traces=[1, 2]) for k in idx]
-    step_args = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
+    step_args = dict(mode="afterall", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
     fig.update_layout(
-        sliders=[dict(active=idx.index(k0), x=0.1, len=0.9, y=-0.04, yanchor="top", pad=dict(t=30),
+        sliders=[dict(active=idx.index(k0), x=0.12, len=0.88, y=-0.04, yanchor="top", pad=dict(t=30),
                       font=dict(color="rgba(0,0,0,0)"),  # no label under every step: the current value says it
                       currentvalue=dict(prefix=f"{x_title}: ", xanchor="right", font=dict(color="#111827")),
                       steps=[dict(method="animate", label=f"{x[k]:.4g}", args=[[str(k)], step_args])
@@ -224,11 +230,9 @@ def state_player(h: torch.Tensor, t=None, *, x_title: str = "time step t", y_tit
         updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.04, xanchor="left", yanchor="top",
                           pad=dict(t=38, r=8), showactive=False,
                           buttons=[dict(label="▶", method="animate",
-                                        args=[None, dict(mode="immediate", fromcurrent=True,
-                                                         frame=dict(duration=60, redraw=False),
-                                                         transition=dict(duration=0))]),
-                                   dict(label="❚❚", method="animate",
-                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+                                        args=[None, dict(mode="afterall", fromcurrent=False,
+                                                         frame=dict(duration=60, redraw=True),
+                                                         transition=dict(duration=0))])])])
     style(fig, title, height=height)
     fig.update_layout(margin=dict(b=110))
     fig.update_xaxes(title_text=x_title, row=1, col=1)
