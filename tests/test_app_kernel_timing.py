@@ -36,11 +36,7 @@ def ok(at):
 
 def charts(at) -> dict:
     """{key: decoded plotly spec} of the page's charts, by the key each was drawn with."""
-    keys = ["kt_time", "kt_speedup", "kt_attention", "kt_floors", "kt_compare"]
-    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    if len(specs) == len(keys) - 1:  # no attention figure for results without attention
-        keys.remove("kt_attention")
-    return dict(zip(keys, specs))
+    return {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
 
 
 def traces(spec) -> dict:
@@ -288,3 +284,17 @@ def test_an_upload_can_be_removed_and_its_device_name_is_shown_literally(h100):
     assert not at.exception and list(at.selectbox(key="kt_choice").options) == shipped
     at.run()  # the file is still in the uploader: it is not read again
     assert list(at.selectbox(key="kt_choice").options) == shipped
+
+
+def test_the_official_kernel_beside_fused_from_the_same_run(app, h100):
+    """The recorded run has the official kernel: every same-run ratio drawn, the slower cases named."""
+    rows = bench.same_run_ratios(h100)
+    spec = charts(app)["kt_official"]
+    assert list(arr(spec["data"][0]["x"])) == pytest.approx([r["ratio"] for r in rows])
+    caption = " ".join(c.value for c in app.caption)
+    slower = [r for r in rows if r["ratio"] < 1]
+    assert f"fused is faster in {len(rows) - len(slower)} of {len(rows)} cases" in caption
+    assert f"**Slower** in {len(slower)}:" in caption
+    worst = min(rows, key=lambda r: r["ratio"])
+    assert f"{worst['batch']}×{worst['dim']}×{worst['L']}×{worst['N']} ({worst['ratio']:.2f})" in caption
+

@@ -107,6 +107,20 @@ def case_rows(results: dict) -> list[dict]:
              "reason": c.get("reason") or ""} for c in results["cases"]]
 
 
+def official_caption(rows: list[dict]) -> str:
+    """What the same-run ratios say, the slower cases by name (every number from the results file)."""
+    slower = [r for r in rows if r["ratio"] < 1]
+    lo, hi = min(r["ratio"] for r in rows), max(r["ratio"] for r in rows)
+    text = (f"Against the official mamba-ssm kernel timed in the same run: fused is faster in "
+            f"{len(rows) - len(slower)} of {len(rows)} cases (official time / fused time from {lo:.2f} to {hi:.2f}; "
+            f"the target is 2).")
+    if slower:
+        names = ", ".join(f"{'training' if r['pass'] == 'forward_backward' else 'forward'} "
+                          f"{r['batch']}×{r['dim']}×{r['L']}×{r['N']} ({r['ratio']:.2f})" for r in slower)
+        text += f" **Slower** in {len(slower)}: {names}."
+    return text
+
+
 def fingerprint(results: dict, label: str) -> tuple:
     """A cache key for a result set held in memory (the dict itself is not hashed: it can be large)."""
     return id(results), label, results["date"], len(results["cases"])
@@ -115,7 +129,8 @@ def fingerprint(results: dict, label: str) -> tuple:
 @st.cache_resource(show_spinner=False, max_entries=64)  # figures are never changed after building: no copies
 def figures(_res: dict, key: tuple, pass_: str, baseline: str, versus: str | None) -> dict:
     figs = {"time": vb.time_vs_length(_res, pass_), "speedup": vb.speedup_vs_length(_res, baseline, pass_),
-            "floors": vb.floor_fractions(_res, pass_), "rows": case_rows(_res)}
+            "floors": vb.floor_fractions(_res, pass_), "rows": case_rows(_res),
+            "official": vb.official_ratios(_res), "ratios": bench.same_run_ratios(_res)}
     if versus:
         figs["attention"] = vb.attention_crossover(_res, versus)
         figs["crossover"] = {p: vb.crossover_length(_res, versus, bench.ATTENTION, p) for p in PASSES}
@@ -203,6 +218,12 @@ with error_boundary("the recorded results"):
                                                        "no crossover in the measured lengths")
                                    for p, v in found.items()) + " (interpolated between the measured lengths).")
         show(figs["floors"], key="kt_floors")
+        if figs["official"] is not None:
+            show(figs["official"], key="kt_official")
+            st.caption(official_caption(figs["ratios"]))
+        elif "fused" in impls:
+            st.caption("The official mamba-ssm kernel was not installed where these results were recorded: no "
+                       "same-run comparison with it (`mamba-edu bench` times it where `mamba_ssm` imports).")
         st.download_button("Download these results (JSON)", json.dumps(res, indent=1), mime="application/json",
                            file_name=f"mamba-edu-bench-{dev['name'].replace(' ', '_')}.json", key="kt_download",
                            icon=":material/download:")
