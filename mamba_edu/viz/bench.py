@@ -216,6 +216,6 @@ def official_ratios(results: dict, impl: str = "fused", height: int | None = Non
     fig.update_xaxes(type="log")
     fig.update_yaxes(autorange="reversed", automargin=True)
     slower = sum(r["ratio"] < 1 for r in rows)
-    return style(fig, f"official time / {impl} time, same run ({slower} of {len(rows)} cases slower)",
-                 x=f"ratio (> 1: {impl} faster; dashed: the 2× target)", y="",
+    return style(fig, f"official time / {impl} time, same run ({slower} of {len(rows)} cases slower; "
+                      f"> 1: {impl} faster, dashed: 2×)", x="", y="",
                  height=height or max(320, 22 * len(rows) + 120))
