@@ -13,7 +13,7 @@ from app_rerun import rerun_from_cache
 from mamba_edu import block_reading, probe, textlm
 from mamba_edu.tokenizer import byte_labels, utf8_tokens
 from mamba_edu.train import load_checkpoint
-from plotly_data import tensor as arr
+from plotly_data import tensor as arr, title
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "textlm"
@@ -36,7 +36,7 @@ def charts(at) -> dict:
     out = {}
     for c in at.get("plotly_chart"):
         spec = json.loads(c.proto.spec)
-        out[spec["layout"]["title"]["text"]] = spec
+        out[title(spec)] = spec
     return out
 
 
