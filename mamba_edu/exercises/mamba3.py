@@ -38,14 +38,22 @@ def _no_library():
         if event == "call" and frame.f_code.co_filename == target and not called:
             called.append(frame.f_code.co_name)
 
+    def refuse():
+        return Mismatch(f"your code calls the library (mamba_edu.mamba3.{called[0]}): the exercise is to write it "
+                        "yourself with plain tensor operations")
+
     sys.setprofile(watch)
     try:
         yield
+    except Exception:  # the library call failed on the learner's arguments: say why it is refused, not how it failed
+        sys.setprofile(previous)
+        if called:
+            raise refuse() from None
+        raise
     finally:
         sys.setprofile(previous)
     if called:
-        raise Mismatch(f"your code calls the library (mamba_edu.mamba3.{called[0]}): the exercise is to write it "
-                       "yourself with plain tensor operations")
+        raise refuse()
 
 
 def _run(fn, *args):
