@@ -249,7 +249,7 @@ def _tiled_case(b: int, dim: int, L: int, N: int, block_d: int):
     name = f"batch {b}, dim {dim}, L {L}, N {N}, BLOCK_D {block_d}"
 
     def test(fn):
-        g = torch.Generator().manual_seed(7 * dim + L + block_d)
+        g = gen(7 * dim + L + block_d)
         u = torch.randn(b, dim, L, generator=g)  # (b, d, L)
         delta = _softplus(0.5 * torch.randn(b, dim, L, generator=g) - 1.0)  # (b, d, L)
         A = -torch.exp(0.5 * torch.randn(dim, N, generator=g))  # (d, N)
@@ -286,7 +286,7 @@ def _chunk_case(shape: tuple, L: int, T: int):
     name = f"a, b of shape {(*shape, L)}, chunks of T = {T}"
 
     def test(fn):
-        g = torch.Generator().manual_seed(L * 31 + T)
+        g = gen(L * 31 + T)
         a = torch.rand(*shape, L, generator=g, dtype=torch.float64) * 0.6 + 0.4  # (..., L)
         b = torch.randn(*shape, L, generator=g, dtype=torch.float64)  # (..., L)
         want = _loop_states(a, b)  # (..., L)
@@ -321,7 +321,7 @@ def _backward_case(shape: tuple, L: int, K: int):
     name = f"a, b of shape {(*shape, L)}, a checkpoint every K = {K} steps"
 
     def test(fn):
-        g = torch.Generator().manual_seed(L * 17 + K)
+        g = gen(L * 17 + K)
         a = torch.rand(*shape, L, generator=g, dtype=torch.float64) * 0.6 + 0.4  # (..., L)
         b = torch.randn(*shape, L, generator=g, dtype=torch.float64)  # (..., L)
         gh = torch.randn(*shape, L, generator=g, dtype=torch.float64)  # (..., L): ∂loss/∂h_t
