@@ -28,3 +28,16 @@ def tensor(v) -> torch.Tensor:
 def title(spec) -> str:
     """A figure's title as one line (viz wraps long titles with <br> so that they fit a phone)."""
     return (spec["layout"].get("title", {}).get("text") or "").replace("<br>", " ")
+
+
+def charts_by_title(at) -> dict:
+    """{one-line title: decoded plotly spec} of every chart an AppTest page drew."""
+    import json
+
+    return {title(s): s for s in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))}
+
+
+def by_prefix(figs: dict, prefix: str) -> dict:
+    """The one figure whose title starts with `prefix`."""
+    (spec,) = [v for k, v in figs.items() if k.startswith(prefix)]
+    return spec

@@ -13,7 +13,7 @@ from app_rerun import rerun_from_cache
 from mamba_edu import block_reading, probe, textlm
 from mamba_edu.tokenizer import byte_labels, utf8_tokens
 from mamba_edu.train import load_checkpoint
-from plotly_data import tensor as arr, title
+from plotly_data import by_prefix, charts_by_title as charts, tensor as arr
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "textlm"
@@ -30,19 +30,6 @@ def page(text=None, **widgets) -> AppTest:
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     return at
-
-
-def charts(at) -> dict:
-    out = {}
-    for c in at.get("plotly_chart"):
-        spec = json.loads(c.proto.spec)
-        out[title(spec)] = spec
-    return out
-
-
-def by_prefix(figs, prefix):
-    (spec,) = [v for k, v in figs.items() if k.startswith(prefix)]
-    return spec
 
 
 def expected(text, max_bytes=1024):

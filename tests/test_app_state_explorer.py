@@ -1,7 +1,6 @@
 """The state explorer page through AppTest: defaults, every control at its extremes, the figures' data
 decoded from the plotly spec and compared with the library."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from mamba_edu import explore, probe, tasks
 from mamba_edu.tokenizer import text_targets, text_to_tokens
 from mamba_edu.train import load_checkpoint
-from plotly_data import tensor as arr, title
+from plotly_data import by_prefix, charts_by_title as charts, tensor as arr
 
 ROOT = Path(__file__).resolve().parents[1]
 CKPT = ROOT / "results" / "tasks" / "checkpoints"
@@ -28,20 +27,6 @@ def page(**widgets) -> AppTest:
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     return at
-
-
-def charts(at) -> dict:
-    """{title: decoded plotly spec} of every chart on the page."""
-    out = {}
-    for c in at.get("plotly_chart"):
-        spec = json.loads(c.proto.spec)
-        out[title(spec)] = spec
-    return out
-
-
-def by_prefix(figs: dict, prefix: str) -> dict:
-    (spec,) = [v for k, v in figs.items() if k.startswith(prefix)]
-    return spec
 
 
 def expected(system="hippo-legs", N=16, dt=0.02, method="zoh", kind="impulse", L=256, seed=0, text=""):
