@@ -9,7 +9,7 @@ set -u
 out=${1:?usage: gpu_all.sh OUTDIR [tests] [bench] [branches]}; shift
 parts=${*:-tests bench branches}
 mkdir -p "$out"
-# Wheels the notebooks and the app need on a machine that lacks them (kept in .gpu/whl2 by the fetch step).
+# Wheels the notebooks and the app need on a machine that lacks them (benchmarks/fetch_gpu_wheels.sh).
 if [ -d .gpu/whl2 ] && ! python3 -c "import streamlit, nbclient, ipykernel" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site2 .gpu/whl2/*.whl
   export PYTHONPATH=/tmp/site2${PYTHONPATH:+:$PYTHONPATH}
